@@ -1,0 +1,53 @@
+"""nmfsep: separate audio into its parts with Non-negative Matrix Factorization.
+
+Public API (the CLI is a thin shell over these)::
+
+    separate(audio, sample_rate, n_components, ...) -> Separation     # arrays or a path in, signals out
+    separate_file(path, n_components, out_dir=..., ...) -> FileResult  # what `nmfsep separate` runs
+    factorize(Y, n_components, beta=..., ...) -> NMFResult             # the NMF engine alone
+    load_audio / save_audio, STFTSettings / stft / istft, soft_masks, save_model / load_model
+
+Matrix convention: Y (K bins x N frames) ~ H (K x M bases) @ U (M x N activations).
+"""
+
+from .audio import Audio
+from .audio import load as load_audio
+from .audio import save as save_audio
+from .errors import AudioError, ModelFileError, NmfsepError, NmfsepWarning, OutputError, ParameterError
+from .masks import iter_masks, soft_masks
+from .modelfile import Model, load_model, save_model
+from .nmf import NMFResult, Progress, beta_divergence, factorize
+from .separate import FileResult, Options, Separation, separate, separate_file
+from .spectrogram import STFTSettings, istft, stft
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Audio",
+    "AudioError",
+    "FileResult",
+    "Model",
+    "ModelFileError",
+    "NMFResult",
+    "NmfsepError",
+    "NmfsepWarning",
+    "Options",
+    "OutputError",
+    "ParameterError",
+    "Progress",
+    "STFTSettings",
+    "Separation",
+    "__version__",
+    "beta_divergence",
+    "factorize",
+    "istft",
+    "iter_masks",
+    "load_audio",
+    "load_model",
+    "save_audio",
+    "save_model",
+    "separate",
+    "separate_file",
+    "soft_masks",
+    "stft",
+]

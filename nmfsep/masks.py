@@ -1,0 +1,80 @@
+"""Wiener-style soft masks from an NMF model.
+
+For components j = 1..M with bases h_j and activations u_j, the mask of component j is::
+
+    m_j = (h_j u_j)^a / sum_i (h_i u_i)^a        (a = mask power; a = 1 is the classic Wiener-like
+                                                 ratio of model spectra, larger a is harder)
+
+Masks lie in [0, 1] and sum to 1 in every time-frequency bin, so the masked mixture STFTs sum to the
+mixture STFT and the separated signals sum back to the input. Bins where every component's model is
+zero (or underflows) are split equally, 1/M each: with no evidence for any component, none is
+preferred, and the sum stays 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+from .errors import ParameterError
+
+
+def _powered_factors(bases: np.ndarray, activations: np.ndarray, power: float):
+    if bases.ndim != 2 or activations.ndim != 2 or bases.shape[1] != activations.shape[0]:
+        raise ParameterError(
+            f"Shape mismatch: bases {bases.shape} and activations {activations.shape} "
+            "must be (K, M) and (M, N)"
+        )
+    if not (power > 0 and np.isfinite(power)):
+        raise ParameterError(f"mask power={power!r} must be a finite number > 0")
+    dtype = np.result_type(bases.dtype, activations.dtype, np.float32)
+    # (h u)^a = h^a u^a. Scaling each factor by its maximum first cannot overflow for any a, and the
+    # scale cancels in the ratio.
+    H = bases / max(float(bases.max()), np.finfo(dtype).tiny)
+    U = activations / max(float(activations.max()), np.finfo(dtype).tiny)
+    if power != 1:
+        H, U = H**power, U**power
+    return H.astype(dtype, copy=False), U.astype(dtype, copy=False)
+
+
+def iter_masks(bases: np.ndarray, activations: np.ndarray, power: float = 1.0) -> Iterator[np.ndarray]:
+    """Yield the mask of each component in turn, computing the shared denominator once.
+
+    Peak memory is three K x N arrays whatever M is. The yielded array is reused: copy it if you
+    keep it past the next iteration.
+
+    Parameters
+    ----------
+    bases : np.ndarray [shape=(K, M)], non-negative
+    activations : np.ndarray [shape=(M, N)], non-negative
+    power : float > 0
+        The mask exponent a.
+
+    Yields
+    ------
+    mask : np.ndarray [shape=(K, N)], values in [0, 1]
+    """
+    H, U = _powered_factors(bases, activations, power)
+    M = H.shape[1]
+    total = H @ U  # sum_i (h_i u_i)^a
+    empty = np.flatnonzero(total <= np.finfo(total.dtype).tiny)  # bins no component explains
+    np.maximum(total, np.finfo(total.dtype).tiny, out=total)
+    np.reciprocal(total, out=total)
+    mask = np.empty_like(total)
+    for j in range(M):
+        np.multiply(H[:, j, None], U[None, j], out=mask)
+        mask *= total
+        np.minimum(mask, 1.0, out=mask)  # rounding can put a lone component at 1 + eps
+        mask.reshape(-1)[empty] = 1.0 / M
+        yield mask
+
+
+def soft_masks(bases: np.ndarray, activations: np.ndarray, power: float = 1.0) -> np.ndarray:
+    """All masks at once (see :func:`iter_masks`).
+
+    Returns
+    -------
+    masks : np.ndarray [shape=(M, K, N)], values in [0, 1], summing to 1 over M
+    """
+    return np.stack([mask.copy() for mask in iter_masks(bases, activations, power)])

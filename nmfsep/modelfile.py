@@ -1,0 +1,109 @@
+"""Saved NMF models: a small ``.npz`` with bases, activations, names, settings and sample rate."""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .audio import atomic_write
+from .errors import ModelFileError
+
+FORMAT_NAME = "nmfsep-model"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Model:
+    """A factorization as stored on disk.
+
+    Attributes
+    ----------
+    bases : np.ndarray [shape=(K, M)]
+    activations : np.ndarray [shape=(M, N)] or None
+        None for models that only carry bases.
+    names : tuple of str
+        One name per component (``c1``.. or source names).
+    sample_rate : int
+    settings : dict
+        The STFT and NMF settings used (JSON-serialisable).
+    objective : np.ndarray [shape=(n_iter + 1,)]
+    """
+
+    bases: np.ndarray
+    activations: np.ndarray | None
+    names: tuple[str, ...]
+    sample_rate: int
+    settings: dict[str, Any] = field(default_factory=dict)
+    objective: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+
+def save_model(path: str | os.PathLike, model: Model, *, overwrite: bool = False) -> Path:
+    """Write ``model`` to ``path`` atomically (see :func:`nmfsep.audio.atomic_write`)."""
+    arrays = {
+        "format": np.array(FORMAT_NAME),
+        "version": np.array(FORMAT_VERSION),
+        "bases": model.bases,
+        "names": np.array(model.names, dtype=str),
+        "sample_rate": np.array(model.sample_rate),
+        "settings": np.array(json.dumps(model.settings, sort_keys=True)),
+        "objective": np.asarray(model.objective, dtype=np.float64),
+    }
+    if model.activations is not None:
+        arrays["activations"] = model.activations
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as handle:
+            np.savez(handle, **arrays)
+
+    return atomic_write(path, write, overwrite=overwrite)
+
+
+def load_model(path: str | os.PathLike) -> Model:
+    """Read and check a model file written by :func:`save_model`.
+
+    Raises
+    ------
+    ModelFileError
+        Missing, not an npz, truncated, another format or version, or inconsistent shapes.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError("no such model file", path)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            contents = {key: data[key] for key in data.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise ModelFileError(f"not a readable model file: {exc}", path) from exc
+    if not isinstance(contents, dict) or str(contents.get("format", "")) != FORMAT_NAME:
+        raise ModelFileError(f"not an {FORMAT_NAME} file", path)
+    version = int(contents.get("version", -1))
+    if version != FORMAT_VERSION:
+        raise ModelFileError(
+            f"model file version {version} is not supported (expected {FORMAT_VERSION})", path
+        )
+    try:
+        bases = np.asarray(contents["bases"])
+        activations = contents.get("activations")
+        names = tuple(str(name) for name in contents["names"])
+        sample_rate = int(contents["sample_rate"])
+        settings = json.loads(str(contents["settings"]))
+        objective = np.asarray(contents.get("objective", np.zeros(0)), dtype=np.float64)
+    except (KeyError, ValueError, TypeError) as exc:
+        raise ModelFileError(f"model file is missing or has a bad field: {exc}", path) from exc
+    if bases.ndim != 2 or not np.issubdtype(bases.dtype, np.floating):
+        raise ModelFileError(f"bases must be a 2-D float array, got {bases.dtype} {bases.shape}", path)
+    if len(names) != bases.shape[1]:
+        raise ModelFileError(f"{len(names)} names for {bases.shape[1]} bases", path)
+    if activations is not None and (activations.ndim != 2 or activations.shape[0] != bases.shape[1]):
+        raise ModelFileError(f"activations {activations.shape} do not fit bases {bases.shape}", path)
+    if not np.all(np.isfinite(bases)) or bases.min() < 0:
+        raise ModelFileError("bases must be finite and non-negative", path)
+    if sample_rate <= 0:
+        raise ModelFileError(f"sample_rate={sample_rate} must be positive", path)
+    return Model(bases, activations, names, sample_rate, settings, objective)

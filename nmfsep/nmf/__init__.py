@@ -1,0 +1,26 @@
+"""The NMF engine: numpy only, no I/O, no printing.
+
+Convention, used in every docstring of this package::
+
+    Y  (K x N)  ~  H (K x M)  @  U (M x N)
+
+Y is non-negative data (K frequency bins x N frames), H holds the spectral *bases* (one column per
+component) and U the *activations* (one row per component).
+"""
+
+from .divergence import DIVERGENCES, beta_divergence, beta_from_name, mm_exponent
+from .factorize import DEFAULT_FLOOR, NMFResult, Progress, factorize
+from .init import nndsvda_init, random_init
+
+__all__ = [
+    "DEFAULT_FLOOR",
+    "DIVERGENCES",
+    "NMFResult",
+    "Progress",
+    "beta_divergence",
+    "beta_from_name",
+    "factorize",
+    "mm_exponent",
+    "nndsvda_init",
+    "random_init",
+]

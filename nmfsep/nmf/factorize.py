@@ -1,0 +1,312 @@
+"""``factorize``: beta-divergence NMF by majorization-minimization, with restarts and fixed bases."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from ..errors import ParameterError
+from .divergence import beta_from_name
+from .init import INITS, nndsvda_init, random_init
+from .updates import MMWorkspace
+
+NORMS = ("l2", "l1")
+
+#: Default floor, relative to max(Y): entries of Y below ``floor * max(Y)`` are raised to it.
+DEFAULT_FLOOR = 1e-6
+
+
+class Progress(NamedTuple):
+    """What the optional callback of :func:`factorize` receives after every iteration."""
+
+    restart: int  #: 0-based index of the current restart
+    n_init: int  #: number of restarts
+    iteration: int  #: iterations done in this restart
+    max_iter: int
+    objective: float  #: penalised objective before this iteration's updates
+
+
+@dataclass(frozen=True)
+class NMFResult:
+    """The outcome of :func:`factorize`.
+
+    Attributes
+    ----------
+    bases : np.ndarray [shape=(K, M)]
+        Spectral bases H, one column per component, each of unit norm (``settings["norm"]``).
+        Fixed bases, when given, come first.
+    activations : np.ndarray [shape=(M, N)]
+        Activations U; ``bases @ activations`` models Y.
+    objective : np.ndarray [shape=(n_iter + 1,)]
+        Penalised objective of the kept restart: before the first iteration, then after each one.
+    n_iter : int
+        Iterations run by the kept restart.
+    converged : bool
+        True when the relative decrease fell below ``tol`` before ``max_iter``.
+    restart_objectives : tuple of float
+        Final objective of every restart (the kept one is the smallest).
+    settings : dict
+        Every parameter used, with resolved values (beta as a float, the floor as an absolute value).
+    """
+
+    bases: np.ndarray
+    activations: np.ndarray
+    objective: np.ndarray
+    n_iter: int
+    converged: bool
+    restart_objectives: tuple[float, ...]
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_components(self) -> int:
+        return self.bases.shape[1]
+
+
+def _check_data(Y: Any, dtype: np.dtype) -> np.ndarray:
+    Y = np.asarray(Y)
+    if Y.ndim != 2 or 0 in Y.shape:
+        raise ParameterError(f"Y must be a non-empty 2-D array (K bins x N frames), got shape {Y.shape}")
+    if not np.issubdtype(Y.dtype, np.number) or np.iscomplexobj(Y):
+        raise ParameterError(f"Y must be real and non-negative, got dtype {Y.dtype}")
+    if not np.all(np.isfinite(Y)):
+        raise ParameterError("Y contains NaN or infinite values")
+    if Y.min() < 0:
+        raise ParameterError(f"Y must be non-negative, its minimum is {Y.min():g}")
+    return Y
+
+
+def _normalize(H: np.ndarray, U: np.ndarray, norm: str, columns: slice) -> None:
+    """Scale the chosen columns of H to unit norm and move the scale into the rows of U (in place).
+
+    H U is unchanged, and so is the objective: its penalty sum_m ||h_m||_2 ||u_m||_1 is
+    invariant to this rescaling. All-zero columns are left alone.
+    """
+    block = H[:, columns]
+    if norm == "l1":
+        scale = block.sum(axis=0)
+    else:
+        scale = np.sqrt(np.einsum("km,km->m", block, block))
+    scale[scale <= 0] = 1
+    block /= scale
+    U[columns] *= scale[:, None]
+
+
+def factorize(
+    Y: np.ndarray,
+    n_components: int,
+    *,
+    beta: float | str = 1.0,
+    max_iter: int = 200,
+    tol: float = 1e-4,
+    init: str = "nndsvda",
+    n_init: int = 1,
+    sparsity: float = 0.0,
+    fixed_bases: np.ndarray | None = None,
+    norm: str = "l2",
+    floor: float = DEFAULT_FLOOR,
+    seed: int | np.random.Generator | None = 0,
+    dtype: type | np.dtype = np.float32,
+    callback: Callable[[Progress], None] | None = None,
+) -> NMFResult:
+    """Factorize a non-negative matrix, Y ~ H U, by minimising a beta-divergence.
+
+    Minimises ``D_beta(Y | H U) + sparsity * sum_m ||h_m||_2 ||u_m||_1``. The penalty is the l1
+    norm of the activations when bases have unit l2 norm, and it does not change when a basis is
+    rescaled and its activation row rescaled inversely, so normalising the bases never changes the
+    objective. H and U are updated alternately with the majorization-minimization (MM) updates of
+    Fevotte & Idier (2011), which make the objective non-increasing at every update, for every beta.
+
+    Parameters
+    ----------
+    Y : np.ndarray [shape=(K, N)], non-negative, finite
+        The data, e.g. a magnitude or power spectrogram (K frequency bins x N frames). Not modified.
+    n_components : int >= 0
+        Number of components M learned freely. May be 0 when ``fixed_bases`` are given.
+    beta : float or {"is", "kl", "euc"}
+        The divergence: Itakura-Saito (0), generalised Kullback-Leibler (1), Euclidean (2), or any
+        real beta. Long names ("itakura-saito", ...) are accepted too.
+    max_iter : int >= 0
+        Maximum number of iterations (one U update and one H update each) per restart.
+    tol : float >= 0
+        Stop when the objective decreased by less than ``tol`` times its value over the last
+        iteration. 0 always runs ``max_iter`` iterations.
+    init : {"nndsvda", "random"}
+        Initialisation of the first restart: NNDSVDa (SVD based, zeros filled with mean(Y)) or
+        random positive factors. Later restarts are always random.
+    n_init : int >= 1
+        Number of restarts; the one with the smallest final objective is returned.
+    sparsity : float >= 0
+        Weight of the l1 penalty on the activations (see above), relative to unit-l2 bases.
+    fixed_bases : np.ndarray [shape=(K, F)], optional
+        Bases that are held fixed (supervised separation); only their activations are learned.
+        They come first in the result, followed by the ``n_components`` free bases.
+    norm : {"l2", "l1"}
+        Norm to which every basis is scaled (the scale moves into the activations). It does not
+        change the model or the objective, only how the scale is split between H and U.
+    floor : float >= 0
+        Entries of Y below ``floor * max(Y)`` are raised to that value before factorizing. The
+        Itakura-Saito divergence (and any beta <= 0) is infinite at y = 0, and negative powers of
+        the model blow up where the data is digital silence; a floor relative to the data's scale
+        (default 1e-6, i.e. -120 dB for a magnitude spectrogram) avoids both without touching any
+        audible bin. Applied for every beta, so results stay continuous in beta.
+    seed : int or np.random.Generator or None
+        Seed of the random generator used for the initialisations (and the randomized SVD).
+    dtype : float32 or float64
+        Working precision (float32 by default: half the memory traffic).
+    callback : callable, optional
+        Called as ``callback(Progress(...))`` after every iteration.
+
+    Returns
+    -------
+    NMFResult
+        ``bases`` [shape=(K, F + M)], ``activations`` [shape=(F + M, N)], objective history,
+        ``n_iter``, ``converged`` and the resolved ``settings``.
+
+    Raises
+    ------
+    ParameterError
+        For invalid data (negative, NaN/inf, not 2-D) or parameters; the message names the value.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> Y = np.random.default_rng(0).random((64, 100))
+    >>> result = factorize(Y, 4, beta="kl", max_iter=50)
+    >>> result.bases.shape, result.activations.shape
+    ((64, 4), (4, 100))
+    """
+    dtype = np.dtype(dtype)
+    if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise ParameterError(f"dtype={dtype} must be float32 or float64")
+    Y = _check_data(Y, dtype)
+    beta = beta_from_name(beta)
+    K, N = Y.shape
+    if fixed_bases is not None:
+        fixed = np.array(fixed_bases, dtype=dtype)  # a copy: the caller's array is never modified
+        if fixed.ndim != 2 or fixed.shape[0] != K or fixed.shape[1] < 1:
+            raise ParameterError(f"fixed_bases must have shape ({K}, F) with F >= 1, got {fixed.shape}")
+        if not np.all(np.isfinite(fixed)) or fixed.min() < 0:
+            raise ParameterError("fixed_bases must be finite and non-negative")
+        if np.any(fixed.sum(axis=0) <= 0):
+            raise ParameterError("fixed_bases has an all-zero column")
+    else:
+        fixed = np.zeros((K, 0), dtype=dtype)
+    n_fixed = fixed.shape[1]
+    if isinstance(n_components, bool) or int(n_components) != n_components or n_components < 0:
+        raise ParameterError(f"n_components={n_components!r} must be an integer >= 0")
+    n_components = int(n_components)
+    if n_components + n_fixed < 1:
+        raise ParameterError("n_components must be >= 1 when no fixed bases are given")
+    if int(max_iter) != max_iter or max_iter < 0:
+        raise ParameterError(f"max_iter={max_iter!r} must be an integer >= 0")
+    if not (tol >= 0 and math.isfinite(tol)):
+        raise ParameterError(f"tol={tol!r} must be a finite number >= 0")
+    if init not in INITS:
+        raise ParameterError(f"init={init!r} is not one of {list(INITS)}")
+    if int(n_init) != n_init or n_init < 1:
+        raise ParameterError(f"n_init={n_init!r} must be an integer >= 1")
+    if not (sparsity >= 0 and math.isfinite(sparsity)):
+        raise ParameterError(f"sparsity={sparsity!r} must be a finite number >= 0")
+    if norm not in NORMS:
+        raise ParameterError(f"norm={norm!r} is not one of {list(NORMS)}")
+    if not (floor >= 0 and math.isfinite(floor)):
+        raise ParameterError(f"floor={floor!r} must be a finite number >= 0")
+    if floor == 0 and beta <= 0 and not np.all(Y > 0):
+        raise ParameterError(f"beta={beta:g} is infinite where Y has zeros; use floor > 0 or a beta > 0")
+
+    scale = float(Y.max())
+    absolute_floor = floor * scale if scale > 0 else 1.0
+    data = np.empty((K, N), dtype=dtype)
+    np.maximum(Y, absolute_floor, out=data, casting="unsafe")
+    if absolute_floor == 0:
+        # floor=0 with beta > 0: still keep the ratio terms finite where Y and the model vanish
+        np.maximum(data, np.finfo(dtype).tiny, out=data)
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+
+    workspace = MMWorkspace(data, beta, float(sparsity))
+    free = slice(n_fixed, n_fixed + n_components)
+    best = None
+    restart_objectives = []
+    for restart in range(int(n_init)):
+        method = init if restart == 0 else "random"
+        H, U = _initial_factors(data, fixed, n_components, method, rng)
+        history, converged = _run(
+            workspace, H, U, free, int(max_iter), tol, norm, restart, int(n_init), callback
+        )
+        restart_objectives.append(history[-1])
+        if best is None or history[-1] < best[2][-1]:
+            best = (H, U, history, converged)
+    H, U, history, converged = best
+
+    settings = {
+        "beta": beta,
+        "max_iter": int(max_iter),
+        "tol": float(tol),
+        "init": init,
+        "n_init": int(n_init),
+        "sparsity": float(sparsity),
+        "n_fixed": n_fixed,
+        "norm": norm,
+        "floor": float(floor),
+        "absolute_floor": absolute_floor,
+        "dtype": dtype.name,
+        "seed": seed if isinstance(seed, (int, type(None))) else "generator",
+    }
+    return NMFResult(
+        bases=H,
+        activations=U,
+        objective=np.asarray(history),
+        n_iter=len(history) - 1,
+        converged=converged,
+        restart_objectives=tuple(restart_objectives),
+        settings=settings,
+    )
+
+
+def _initial_factors(data, fixed, n_components, method, rng):
+    """Initial (H, U) with the fixed bases (normalised) first, then the free ones."""
+    n_fixed = fixed.shape[1]
+    total = n_fixed + n_components
+    init = nndsvda_init if method == "nndsvda" else random_init
+    if n_fixed == 0:
+        return init(data, total, rng)
+    # Supervised: the free part starts from the init; activations of fixed bases start at a
+    # constant that makes H U have the mean of the data.
+    H = np.empty((data.shape[0], total), dtype=data.dtype)
+    H[:, :n_fixed] = fixed / fixed.sum(axis=0)
+    U = np.empty((total, data.shape[1]), dtype=data.dtype)
+    U[:n_fixed] = float(data.mean()) * data.shape[0] / total
+    if n_components:
+        H[:, n_fixed:], U[n_fixed:] = init(data, n_components, rng)
+    return H, U
+
+
+def _run(workspace, H, U, free, max_iter, tol, norm, restart, n_init, callback):
+    """Iterate from (H, U) in place; return (objective history, converged)."""
+    all_columns = slice(None)
+    _normalize(H, U, norm, all_columns)
+    history: list[float] = []
+    converged = False
+    for iteration in range(max_iter + 1):
+        if iteration == max_iter:
+            history.append(workspace.objective(H, U))
+            break
+        # The U update also returns the objective of the current (H, U): free of extra passes.
+        history.append(workspace.update_activations(H, U, want_objective=True))
+        if iteration >= 1 and tol > 0:
+            previous, current = history[-2], history[-1]
+            if previous - current < tol * abs(previous):
+                converged = True
+                # U has been updated already: record the objective of what is returned.
+                history[-1] = workspace.objective(H, U)
+                break
+        if free.stop > free.start:
+            workspace.update_bases(H, U, free)
+            _normalize(H, U, norm, free)
+        if callback is not None:
+            callback(Progress(restart, n_init, iteration + 1, max_iter, history[-1]))
+    return history, converged

@@ -1,0 +1,97 @@
+"""Initial factors for the multiplicative updates.
+
+Multiplicative updates cannot move an entry that starts at zero, so every initialisation here is
+strictly positive.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+INITS = ("nndsvda", "random")
+
+
+def random_init(Y: np.ndarray, n_components: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Random positive factors scaled so that H U has the mean of Y.
+
+    Entries are ``sqrt(mean(Y) / M) * |z|`` with z standard normal, as in scikit-learn's
+    ``init="random"``.
+
+    Returns
+    -------
+    H : np.ndarray [shape=(K, M)]
+    U : np.ndarray [shape=(M, N)]
+    """
+    K, N = Y.shape
+    scale = np.sqrt(float(Y.mean()) / n_components)
+    H = np.abs(rng.standard_normal((K, n_components))) * scale
+    U = np.abs(rng.standard_normal((n_components, N))) * scale
+    tiny = np.finfo(Y.dtype).tiny
+    return np.maximum(H, tiny).astype(Y.dtype), np.maximum(U, tiny).astype(Y.dtype)
+
+
+def randomized_svd(
+    Y: np.ndarray, rank: int, rng: np.random.Generator, n_oversamples: int = 10, n_power_iter: int = 4
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Leading ``rank`` singular triplets of Y by a seeded randomized range finder.
+
+    Halko, Martinsson & Tropp (2011), algorithm 4.4 (subspace iteration with re-orthonormalisation).
+    Costs a few passes over Y instead of a full SVD of a K x N matrix.
+
+    Returns
+    -------
+    left : np.ndarray [shape=(K, rank)]
+    singular_values : np.ndarray [shape=(rank,)]
+    right : np.ndarray [shape=(rank, N)]
+    """
+    K, N = Y.shape
+    size = min(rank + n_oversamples, K, N)
+    Q = Y @ rng.standard_normal((N, size)).astype(Y.dtype)
+    for _ in range(n_power_iter):
+        Q, _ = np.linalg.qr(Q)
+        Q, _ = np.linalg.qr(Y.T @ Q)
+        Q = Y @ Q
+    Q, _ = np.linalg.qr(Q)
+    left_small, singular_values, right = np.linalg.svd(Q.T @ Y, full_matrices=False)
+    return (Q @ left_small)[:, :rank], singular_values[:rank], right[:rank]
+
+
+def nndsvda_init(Y: np.ndarray, n_components: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Non-negative double SVD, zeros filled with the mean of Y ("NNDSVDa").
+
+    Boutsidis & Gallopoulos, "SVD based initialization: A head start for nonnegative matrix
+    factorization", Pattern Recognition 41(4), 2008. Each singular pair is split into its positive
+    and negative parts and the part with the larger product of norms is kept. Components beyond the
+    rank of Y start at the mean too. ``rng`` only seeds the randomized SVD.
+
+    Returns
+    -------
+    H : np.ndarray [shape=(K, M)]
+    U : np.ndarray [shape=(M, N)]
+    """
+    K, N = Y.shape
+    rank = min(n_components, K, N)
+    left, singular_values, right = randomized_svd(Y, rank, rng)
+    H = np.zeros((K, n_components), dtype=Y.dtype)
+    U = np.zeros((n_components, N), dtype=Y.dtype)
+    for j in range(rank):
+        x, y = left[:, j], right[j]
+        x_pos, y_pos = np.maximum(x, 0), np.maximum(y, 0)
+        x_neg, y_neg = np.maximum(-x, 0), np.maximum(-y, 0)
+        norm_pos = np.linalg.norm(x_pos) * np.linalg.norm(y_pos)
+        norm_neg = np.linalg.norm(x_neg) * np.linalg.norm(y_neg)
+        # The leading pair of a non-negative matrix is one-signed; either sign may come out of the SVD.
+        if norm_pos >= norm_neg:
+            x, y, sigma = x_pos, y_pos, norm_pos
+        else:
+            x, y, sigma = x_neg, y_neg, norm_neg
+        if sigma <= 0:
+            continue
+        weight = np.sqrt(singular_values[j] * sigma)
+        H[:, j] = weight * x / np.linalg.norm(x)
+        U[j] = weight * y / np.linalg.norm(y)
+    fill = max(float(Y.mean()), float(np.finfo(Y.dtype).tiny))
+    tiny = np.finfo(Y.dtype).eps * fill
+    H[H < tiny] = fill
+    U[U < tiny] = fill
+    return H, U

@@ -1,0 +1,499 @@
+"""The separation pipeline: audio -> STFT -> NMF -> Wiener-style masks -> inverse STFT -> audio.
+
+Used by the CLI and by library users alike. :func:`separate` works on arrays (or a path) and
+returns every component; :func:`separate_file` also writes them, one file at a time, atomically.
+"""
+
+from __future__ import annotations
+
+import os
+import string
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import audio as audio_io
+from .errors import AudioError, NmfsepError, NmfsepWarning, OutputError, ParameterError
+from .masks import iter_masks
+from .modelfile import Model, save_model
+from .nmf import Progress, beta_from_name, factorize
+from .spectrogram import STFTSettings, istft, stft
+
+#: Defaults chosen by measurement on the dev set (see README, "Choosing the defaults").
+DEFAULT_DIVERGENCE = "kl"
+DEFAULT_POWER = 1.0
+DEFAULT_MASK_POWER = 2.0
+DEFAULT_INIT = "nndsvda"
+DEFAULT_MAX_ITER = 200
+DEFAULT_TOL = 1e-4
+
+#: Default output name template, relative to the output folder.
+DEFAULT_TEMPLATE = "{track}/{component}.{ext}"
+TEMPLATE_FIELDS = ("track", "component", "index", "ext")
+
+
+@dataclass(frozen=True)
+class Separation:
+    """The result of :func:`separate`.
+
+    Attributes
+    ----------
+    components : np.ndarray [shape=(M, C, T), dtype=float32]
+        One signal per component, each with the input's channels and length; they sum to the input.
+    names : tuple of str
+        ``("c1", ..., "cM")``, components ordered by the spectral centroid of their basis, low to high.
+    sample_rate : int
+    bases : np.ndarray [shape=(K, M)]
+        Spectral bases H (unit l1 norm), in the same order as the components.
+    activations : np.ndarray [shape=(M, N)]
+        Activations U.
+    objective : np.ndarray [shape=(n_iter + 1,)]
+        Divergence (plus penalty) before the first iteration and after each one.
+    n_iter : int
+    converged : bool
+    settings : dict
+        Every setting used (STFT, spectrogram power, mask power, NMF), JSON-serialisable.
+    """
+
+    components: np.ndarray
+    names: tuple[str, ...]
+    sample_rate: int
+    bases: np.ndarray
+    activations: np.ndarray
+    objective: np.ndarray
+    n_iter: int
+    converged: bool
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, np.ndarray]:
+        """``{name: signal [shape=(C, T)]}`` for every component."""
+        return dict(zip(self.names, self.components, strict=False))
+
+    def model(self) -> Model:
+        """The factorization as a :class:`nmfsep.modelfile.Model` (for ``save_model``)."""
+        return Model(
+            self.bases, self.activations, self.names, self.sample_rate, self.settings, self.objective
+        )
+
+
+@dataclass(frozen=True)
+class FileResult:
+    """What :func:`separate_file` did for one input."""
+
+    input: Path
+    outputs: tuple[Path, ...]
+    separation: Separation  #: components are not kept (written to disk instead): shape (0,)
+    seconds: float
+    model_path: Path | None = None
+
+
+@dataclass(frozen=True)
+class Options:
+    """Every setting of a separation, validated on construction (before any audio is touched).
+
+    The fields are the keyword arguments of :func:`separate`; see there.
+
+    Raises
+    ------
+    ParameterError
+        For any invalid value; the message names it.
+    """
+
+    n_components: int = 4
+    divergence: str | float = DEFAULT_DIVERGENCE
+    beta: float | None = None
+    n_fft: int = 2048
+    hop_length: int | None = None
+    window: str = "hann"
+    power: float = DEFAULT_POWER
+    mask_power: float = DEFAULT_MASK_POWER
+    max_iter: int = DEFAULT_MAX_ITER
+    tol: float = DEFAULT_TOL
+    n_init: int = 1
+    init: str = DEFAULT_INIT
+    seed: int | None = 0
+    sparsity: float = 0.0
+    sr: int | None = None
+
+    def __post_init__(self) -> None:
+        n = self.n_components
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ParameterError(f"n_components={n!r} must be an integer >= 1")
+        for name in ("power", "mask_power"):
+            value = getattr(self, name)
+            if not (np.isfinite(value) and value > 0):
+                raise ParameterError(f"{name}={value!r} must be a finite number > 0")
+        if self.sr is not None and (int(self.sr) != self.sr or self.sr <= 0):
+            raise ParameterError(f"sr={self.sr!r} must be a positive integer")
+        self.stft  # noqa: B018 -- validates the STFT settings
+        # Let the engine check its own parameters on a tiny problem, so a bad value fails fast.
+        factorize(np.ones((2, 2)), 1, **{**self.nmf_kwargs(), "max_iter": 0})
+
+    @property
+    def stft(self) -> STFTSettings:
+        return STFTSettings(n_fft=self.n_fft, hop_length=self.hop_length, window=self.window)
+
+    @property
+    def resolved_beta(self) -> float:
+        return beta_from_name(self.divergence if self.beta is None else self.beta)
+
+    def nmf_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`nmfsep.nmf.factorize` (all but the data and M)."""
+        return {
+            "beta": self.resolved_beta,
+            "max_iter": self.max_iter,
+            "tol": self.tol,
+            "n_init": self.n_init,
+            "init": self.init,
+            "seed": self.seed,
+            "sparsity": self.sparsity,
+        }
+
+
+def _magnitude(X: np.ndarray, power: float) -> np.ndarray:
+    """Y = sum over channels of |X_c|^power [shape=(K, N)], without a C x K x N temporary."""
+    Y = np.abs(X[0])
+    if power != 1:
+        np.power(Y, power, out=Y)
+    for channel in X[1:]:
+        term = np.abs(channel)
+        if power != 1:
+            np.power(term, power, out=term)
+        Y += term
+    return Y
+
+
+def _centroid_order(bases: np.ndarray) -> np.ndarray:
+    """Component order by spectral centroid of the bases, low to high (stable for ties)."""
+    bins = np.arange(bases.shape[0])
+    weight = bases.sum(axis=0)
+    centroid = (bins @ bases) / np.where(weight > 0, weight, 1)
+    return np.argsort(centroid, kind="stable")
+
+
+def _as_signal(signal: np.ndarray) -> np.ndarray:
+    signal = np.asarray(signal)
+    if signal.ndim == 1:
+        signal = signal[None]
+    if signal.ndim != 2 or signal.shape[1] == 0:
+        raise AudioError(f"audio must be (samples,) or (channels, samples) and non-empty, got {signal.shape}")
+    if not np.issubdtype(signal.dtype, np.floating):
+        raise AudioError(f"audio must be floating point, got {signal.dtype}")
+    if not np.all(np.isfinite(signal)):
+        raise AudioError("audio contains NaN or infinite samples")
+    return signal.astype(np.float32, copy=False)
+
+
+def _factorize_signal(
+    signal: np.ndarray,
+    sample_rate: int,
+    options: Options,
+    callback: Callable[[Progress], None] | None,
+) -> tuple[np.ndarray, Separation]:
+    """STFT and NMF of a (C, T) signal; returns X and a Separation without component signals."""
+    if not np.any(signal):
+        warnings.warn("audio is silent: every component will be silence", NmfsepWarning, stacklevel=3)
+    stft_settings = options.stft
+    X = stft(signal, stft_settings)
+    Y = _magnitude(X, options.power)
+    result = factorize(Y, options.n_components, **options.nmf_kwargs(), callback=callback)
+    del Y
+    order = _centroid_order(result.bases)
+    settings = {
+        "stft": stft_settings.as_dict(),
+        "power": float(options.power),
+        "mask_power": float(options.mask_power),
+        "sample_rate": int(sample_rate),
+        "n_channels": int(signal.shape[0]),
+        "n_samples": int(signal.shape[1]),
+        "nmf": result.settings,
+    }
+    separation = Separation(
+        components=np.zeros((0,), dtype=np.float32),
+        names=tuple(f"c{j + 1}" for j in range(result.n_components)),
+        sample_rate=int(sample_rate),
+        bases=np.ascontiguousarray(result.bases[:, order]),
+        activations=np.ascontiguousarray(result.activations[order]),
+        objective=result.objective,
+        n_iter=result.n_iter,
+        converged=result.converged,
+        settings=settings,
+    )
+    return X, separation
+
+
+def _iter_components(
+    X: np.ndarray, separation: Separation, stft_settings: STFTSettings
+) -> Iterator[np.ndarray]:
+    """Yield each component's (C, T) signal: its mask applied to every channel of X, inverted."""
+    length = separation.settings["n_samples"]
+    masked = np.empty_like(X)
+    for mask in iter_masks(separation.bases, separation.activations, separation.settings["mask_power"]):
+        np.multiply(X, mask, out=masked)
+        yield istft(masked, stft_settings, length)
+
+
+def _with_components(separation: Separation, components: np.ndarray) -> Separation:
+    fields = {name: getattr(separation, name) for name in separation.__dataclass_fields__}
+    fields["components"] = components
+    return Separation(**fields)
+
+
+def separate(
+    audio: np.ndarray | str | os.PathLike,
+    sample_rate: int | None = None,
+    n_components: int = 4,
+    *,
+    divergence: str | float = DEFAULT_DIVERGENCE,
+    beta: float | None = None,
+    n_fft: int = 2048,
+    hop_length: int | None = None,
+    window: str = "hann",
+    power: float = DEFAULT_POWER,
+    mask_power: float = DEFAULT_MASK_POWER,
+    max_iter: int = DEFAULT_MAX_ITER,
+    tol: float = DEFAULT_TOL,
+    n_init: int = 1,
+    init: str = DEFAULT_INIT,
+    seed: int | None = 0,
+    sparsity: float = 0.0,
+    sr: int | None = None,
+    callback: Callable[[Progress], None] | None = None,
+) -> Separation:
+    """Separate audio into ``n_components`` NMF components.
+
+    The STFT X of every channel is computed; Y = sum_c |X_c|^power is factorized as Y ~ H U under the
+    chosen beta-divergence; component j gets the soft mask (h_j u_j)^a / sum_i (h_i u_i)^a
+    (a = ``mask_power``), applied to every channel of X and inverted. Components keep the input's
+    channels (and so its stereo image), sample rate and length, and sum back to the input.
+
+    Parameters
+    ----------
+    audio : np.ndarray [shape=(C, T) or (T,), dtype=float] or path
+        Samples (full scale [-1, 1]), or a file to read with :func:`nmfsep.audio.load`.
+    sample_rate : int, optional
+        Sample rate of ``audio`` (required for arrays; read from the file for paths).
+    n_components : int >= 1
+        Number of components M.
+    divergence : {"kl", "is", "euc"} or float
+        Divergence minimised by the NMF: Kullback-Leibler, Itakura-Saito, Euclidean (or a beta).
+    beta : float, optional
+        Any real beta; overrides ``divergence``.
+    n_fft : int >= 2
+        STFT frame length in samples (K = n_fft // 2 + 1 bins).
+    hop_length : int, optional
+        STFT hop in samples, <= n_fft; ``n_fft // 4`` by default.
+    window : {"hann", "hamming", "blackman"}
+    power : float > 0
+        Spectrogram exponent p: Y = |X|^p (1 magnitude, 2 power).
+    mask_power : float > 0
+        Mask exponent a (1 ratio of model spectra, 2 Wiener-like, larger is harder).
+    max_iter : int >= 0
+        Maximum NMF iterations per restart.
+    tol : float >= 0
+        Stop when an iteration lowers the objective by less than this fraction.
+    n_init : int >= 1
+        Restarts; the one with the lowest objective is kept.
+    init : {"nndsvda", "random"}
+        Initialisation of the first restart (later ones are random).
+    seed : int, optional
+        Seed of every random choice: the same seed gives the same output, bit for bit.
+    sparsity : float >= 0
+        l1 penalty on the activations (bases have unit l1 norm).
+    sr : int, optional
+        Resample to this rate first.
+    callback : callable, optional
+        Receives a :class:`nmfsep.nmf.Progress` after every NMF iteration.
+
+    Returns
+    -------
+    Separation
+        ``components`` [shape=(M, C, T)] named ``c1..cM`` (low to high spectral centroid), the model
+        (bases, activations, objective history) and the settings used.
+
+    Raises
+    ------
+    ParameterError
+        For an invalid option (checked before any audio is processed).
+    AudioError
+        For unusable audio: empty, shorter than one frame, NaN/inf samples, unreadable file.
+
+    Examples
+    --------
+    >>> import nmfsep
+    >>> result = nmfsep.separate("song.wav", n_components=4)          # doctest: +SKIP
+    >>> for name, signal in result.as_dict().items(): ...              # doctest: +SKIP
+    """
+    options = Options(
+        n_components=n_components,
+        divergence=divergence,
+        beta=beta,
+        n_fft=n_fft,
+        hop_length=hop_length,
+        window=window,
+        power=power,
+        mask_power=mask_power,
+        max_iter=max_iter,
+        tol=tol,
+        n_init=n_init,
+        init=init,
+        seed=seed,
+        sparsity=sparsity,
+        sr=sr,
+    )
+    signal, sample_rate = _resolve_audio(audio, sample_rate, options.sr)
+    X, separation = _factorize_signal(signal, sample_rate, options, callback)
+    components = np.stack(list(_iter_components(X, separation, options.stft)))
+    return _with_components(separation, components)
+
+
+def _resolve_audio(audio, sample_rate, sr) -> tuple[np.ndarray, int]:
+    if isinstance(audio, (str, os.PathLike)):
+        loaded = audio_io.load(audio, sr=sr)
+        return loaded.samples, loaded.sample_rate
+    if sample_rate is None or int(sample_rate) != sample_rate or sample_rate <= 0:
+        raise ParameterError(f"sample_rate={sample_rate!r} must be a positive integer for array input")
+    signal = _as_signal(audio)
+    if sr is not None and sr != sample_rate:
+        return audio_io.resample(signal, int(sample_rate), int(sr)), int(sr)
+    return signal, int(sample_rate)
+
+
+def check_template(template: str, n_outputs: int = 2) -> None:
+    """Check an output name template; see :func:`output_paths` for the placeholders.
+
+    Raises
+    ------
+    ParameterError
+        Unknown or malformed placeholder, or a template that would give every component the same name.
+    """
+    try:
+        used = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+    except ValueError as exc:
+        raise ParameterError(f"bad --filename template {template!r}: {exc}") from exc
+    unknown = sorted(used - set(TEMPLATE_FIELDS))
+    if unknown:
+        bad = ", ".join("{" + name + "}" for name in unknown)
+        raise ParameterError(
+            f"unknown placeholder {bad} in --filename {template!r}; use "
+            + ", ".join("{" + name + "}" for name in TEMPLATE_FIELDS)
+        )
+    if n_outputs > 1 and not used & {"component", "index"}:
+        raise ParameterError(
+            f"--filename {template!r} needs {{component}} or {{index}}: components would overwrite each other"
+        )
+
+
+def output_paths(
+    template: str, out_dir: str | os.PathLike, track: str, names: list[str], ext: str
+) -> list[Path]:
+    """Output file of every component.
+
+    Placeholders: ``{track}`` input file name without extension, ``{component}`` component name
+    (``c1``...), ``{index}`` 1-based component number, ``{ext}`` output extension.
+    """
+    check_template(template, len(names))
+    return [
+        Path(out_dir) / template.format(track=track, component=name, index=index, ext=ext)
+        for index, name in enumerate(names, start=1)
+    ]
+
+
+def separate_file(
+    path: str | os.PathLike,
+    n_components: int = 4,
+    *,
+    out_dir: str | os.PathLike = "separated",
+    filename: str = DEFAULT_TEMPLATE,
+    format: str = "wav",
+    subtype: str | None = None,
+    force: bool = False,
+    save_model_to: str | os.PathLike | None = None,
+    callback: Callable[[Progress], None] | None = None,
+    **options: Any,
+) -> FileResult:
+    """Separate an audio file and write one file per component (and optionally the model).
+
+    Outputs are written atomically (temporary file + rename), one component at a time so memory
+    does not grow with M. Without ``force`` an existing output is an error, raised before any work
+    starts. Warnings (clipping, silence) are issued as :class:`nmfsep.errors.NmfsepWarning`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Input audio file.
+    n_components : int >= 1
+    out_dir : path
+        Folder the ``filename`` template is relative to (``separated`` by default).
+    filename : str
+        Output name template (see :func:`output_paths`); default ``{track}/{component}.{ext}``.
+    format : {"wav", "flac", "ogg"}
+    subtype : str, optional
+        soundfile subtype (``PCM_16``, ``PCM_24``, ``FLOAT``, ...). By default the input's subtype
+        where the format allows it.
+    force : bool
+        Overwrite existing outputs.
+    save_model_to : path, optional
+        Also write the model (bases, activations, settings, sample rate) as ``.npz``; ``{track}``
+        in the path is replaced by the input's name.
+    callback : callable, optional
+        Receives a :class:`nmfsep.nmf.Progress` after every NMF iteration.
+    **options
+        Any keyword argument of :func:`separate` (``divergence``, ``n_fft``, ``sr``, ...).
+
+    Returns
+    -------
+    FileResult
+        Paths written, the model (``components`` left empty) and the wall time.
+
+    Raises
+    ------
+    NmfsepError
+        ParameterError, AudioError or OutputError; the message names the file.
+    """
+    started = time.perf_counter()
+    path = Path(path)
+    track = path.stem
+    try:
+        try:
+            settings = Options(n_components=n_components, **options)
+        except TypeError as exc:
+            raise ParameterError(str(exc)) from None
+        audio_io.output_subtype(format, subtype, None)  # validates format and subtype early
+        names = [f"c{j + 1}" for j in range(settings.n_components)]
+        outputs = output_paths(filename, out_dir, track, names, format)
+        model_path = None if save_model_to is None else Path(str(save_model_to).replace("{track}", track))
+        targets = outputs + ([model_path] if model_path else [])
+        if len(set(targets)) != len(targets):
+            raise ParameterError("two outputs would have the same name")
+        if not force:
+            for target in targets:
+                if target.exists():
+                    raise OutputError("output exists; use --force to overwrite", target)
+        loaded = audio_io.load(path, sr=settings.sr)
+        out_subtype = audio_io.output_subtype(format, subtype, loaded.subtype)
+        X, separation = _factorize_signal(loaded.samples, loaded.sample_rate, settings, callback)
+        del loaded
+        components = _iter_components(X, separation, settings.stft)
+        for target, signal in zip(outputs, components, strict=True):
+            audio_io.save(
+                target, signal, separation.sample_rate, format=format, subtype=out_subtype, overwrite=force
+            )
+        if model_path is not None:
+            save_model(model_path, separation.model(), overwrite=force)
+    except NmfsepError as exc:
+        if exc.path is None:
+            exc.path = os.fspath(path)
+        raise
+    return FileResult(
+        input=path,
+        outputs=tuple(outputs),
+        separation=separation,
+        seconds=time.perf_counter() - started,
+        model_path=model_path,
+    )

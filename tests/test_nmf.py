@@ -1,0 +1,270 @@
+"""The NMF engine: divergence, MM monotonicity for every beta, initialisation, options, validation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nmfsep.errors import ParameterError
+from nmfsep.nmf import DIVERGENCES, beta_divergence, beta_from_name, factorize, mm_exponent
+from nmfsep.nmf.init import nndsvda_init, random_init, randomized_svd
+
+BETAS = [0.0, 0.5, 1.0, 1.5, 2.0, 3.0]
+
+
+def _naive_divergence(Y, V, beta):
+    """Entry-by-entry reference, written independently of the engine."""
+    total = 0.0
+    for y, v in zip(Y.ravel(), V.ravel(), strict=True):
+        if beta == 0:
+            total += y / v - np.log(y / v) - 1
+        elif beta == 1:
+            total += (y * np.log(y / v) if y > 0 else 0.0) - y + v
+        else:
+            total += (y**beta + (beta - 1) * v**beta - beta * y * v ** (beta - 1)) / (beta * (beta - 1))
+    return total
+
+
+def _penalised(Y, result, beta, sparsity):
+    Yf = np.maximum(Y, result.settings["absolute_floor"])
+    H, U = result.bases.astype(float), result.activations.astype(float)
+    return beta_divergence(Yf, H @ U, beta) + sparsity * float(np.linalg.norm(H, axis=0) @ U.sum(axis=1))
+
+
+@pytest.mark.parametrize("beta", [0.0, 0.5, 1.0, 1.5, 2.0, 3.0, -0.5])
+def test_divergence_matches_naive_reference(rng, beta):
+    Y = rng.random((6, 7)) + 0.1
+    V = rng.random((6, 7)) + 0.1
+    assert beta_divergence(Y, V, beta) == pytest.approx(_naive_divergence(Y, V, beta), rel=1e-10)
+    assert beta_divergence(Y, Y, beta) == pytest.approx(0.0, abs=1e-12)
+    assert beta_divergence(Y, V, beta) > 0
+
+
+def test_kl_divergence_finite_with_zeros_in_data(rng):
+    Y = rng.random((5, 5))
+    Y[0] = 0
+    assert np.isfinite(beta_divergence(Y, rng.random((5, 5)) + 0.1, 1.0))
+
+
+def test_divergence_names():
+    assert {name: beta_from_name(name) for name in ("is", "kl", "euc")} == {"is": 0.0, "kl": 1.0, "euc": 2.0}
+    assert beta_from_name("Itakura-Saito") == 0.0
+    assert beta_from_name(0.7) == 0.7
+    assert set(DIVERGENCES.values()) == {0.0, 1.0, 2.0}
+    with pytest.raises(ParameterError, match="divergence='fro' is not one of"):
+        beta_from_name("fro")
+    with pytest.raises(ValueError, match="finite"):
+        beta_from_name(float("nan"))
+
+
+@pytest.mark.parametrize(
+    ("beta", "gamma"), [(-1.0, 1 / 3), (0.0, 0.5), (0.5, 1 / 1.5), (1.0, 1.0), (1.5, 1.0), (2.0, 1.0), (3.0, 0.5)]
+)
+def test_mm_exponent_follows_fevotte_idier(beta, gamma):
+    assert mm_exponent(beta) == pytest.approx(gamma)
+
+
+@pytest.mark.parametrize("beta", BETAS)
+@pytest.mark.parametrize("sparsity", [0.0, 0.5])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("fixed", [False, True])
+def test_objective_never_increases(low_rank, beta, sparsity, dtype, fixed):
+    """MM with the Fevotte-Idier exponent: non-increasing at every iteration, data with exact zeros."""
+    fixed_bases = np.random.default_rng(1).random((low_rank.shape[0], 3)) if fixed else None
+    result = factorize(
+        low_rank,
+        0 if fixed else 5,
+        beta=beta,
+        max_iter=60,
+        tol=0,
+        sparsity=sparsity,
+        dtype=dtype,
+        init="random",
+        fixed_bases=fixed_bases,
+        seed=3,
+    )
+    history = result.objective
+    assert len(history) == 61 and np.all(np.isfinite(history))
+    # float64: exact to rounding; float32: objective sums carry ~1e-6 relative rounding
+    slack = 1e-10 if dtype == np.float64 else 2e-5
+    increases = np.diff(history) / np.abs(history[:-1])
+    assert increases.max() <= slack, f"objective rose by {increases.max():.3g} (relative)"
+    assert history[-1] < history[0]
+    # the history's last value is the objective of what is returned
+    assert history[-1] == pytest.approx(_penalised(low_rank, result, beta, sparsity), rel=1e-4)
+    assert result.bases.dtype == dtype and result.activations.dtype == dtype
+    assert np.all(result.bases >= 0) and np.all(result.activations >= 0)
+
+
+@pytest.mark.parametrize("beta", [0.0, 1.0, 2.0])
+def test_special_cases_agree_with_general_formula(low_rank, beta):
+    """The beta = 0, 1, 2 branches are the limits of the general update (continuity in beta)."""
+    kwargs = dict(max_iter=20, tol=0, init="random", seed=0, dtype=np.float64)
+    exact = factorize(low_rank, 4, beta=beta, **kwargs)
+    nearby = factorize(low_rank, 4, beta=beta + 1e-7, **kwargs)
+    np.testing.assert_allclose(exact.bases, nearby.bases, rtol=1e-4, atol=1e-8)
+    np.testing.assert_allclose(exact.activations, nearby.activations, rtol=1e-4, atol=1e-6)
+
+
+def test_zeros_do_not_break_itakura_saito(rng):
+    """IS on a spectrogram-like matrix with digital silence: finite, converging, zeros modelled small."""
+    Y = rng.gamma(1.0, size=(64, 4)) @ rng.gamma(0.5, size=(4, 200))
+    Y[:, :50] = 0.0  # silence
+    Y[40:] = 0.0  # band-limited
+    result = factorize(Y, 4, beta="is", max_iter=100, tol=0)
+    model = result.bases @ result.activations
+    assert np.all(np.isfinite(model)) and np.all(np.isfinite(result.objective))
+    assert np.all(np.diff(result.objective) <= 1e-5 * np.abs(result.objective[:-1]))
+    floor = result.settings["absolute_floor"]
+    assert floor == pytest.approx(1e-6 * Y.max())
+    assert model[:, :50].max() < 100 * floor
+
+
+def test_floor_zero_with_is_and_zeros_is_refused(low_rank):
+    with pytest.raises(ParameterError, match="infinite where Y has zeros"):
+        factorize(low_rank, 2, beta=0, floor=0)
+
+
+def test_exact_low_rank_is_recovered(rng):
+    Y = rng.random((30, 3)) @ rng.random((3, 50)) + 0.01
+    result = factorize(Y, 3, beta="euc", max_iter=3000, tol=0, dtype=np.float64)
+    residual = np.linalg.norm(result.bases @ result.activations - Y) / np.linalg.norm(Y)
+    assert residual < 5e-3
+
+
+@pytest.mark.parametrize("norm", ["l1", "l2"])
+def test_bases_are_normalised(low_rank, norm):
+    result = factorize(low_rank, 3, norm=norm, max_iter=10)
+    norms = result.bases.sum(axis=0) if norm == "l1" else np.linalg.norm(result.bases, axis=0)
+    np.testing.assert_allclose(norms, 1.0, rtol=1e-5)
+
+
+def test_inputs_are_not_mutated(low_rank, rng):
+    Y = low_rank.copy()
+    fixed = rng.random((Y.shape[0], 2))
+    fixed_copy = fixed.copy()
+    factorize(Y, 2, fixed_bases=fixed, max_iter=5)
+    np.testing.assert_array_equal(Y, low_rank)
+    np.testing.assert_array_equal(fixed, fixed_copy)
+
+
+def test_fixed_bases_are_kept_and_come_first(low_rank, rng):
+    fixed = rng.random((low_rank.shape[0], 2))
+    result = factorize(low_rank, 3, fixed_bases=fixed, max_iter=30)
+    assert result.bases.shape == (low_rank.shape[0], 5)
+    np.testing.assert_allclose(result.bases[:, :2], fixed / np.linalg.norm(fixed, axis=0), rtol=1e-5)
+    assert result.settings["n_fixed"] == 2
+
+
+def test_same_seed_same_result_and_restarts_keep_the_best(low_rank):
+    one = factorize(low_rank, 3, init="random", seed=7, max_iter=20)
+    two = factorize(low_rank, 3, init="random", seed=7, max_iter=20)
+    np.testing.assert_array_equal(one.bases, two.bases)
+    np.testing.assert_array_equal(one.activations, two.activations)
+    many = factorize(low_rank, 3, init="random", seed=7, max_iter=20, tol=0, n_init=4)
+    assert len(many.restart_objectives) == 4
+    assert many.objective[-1] == min(many.restart_objectives)
+
+
+def test_tolerance_stops_early_and_reports_convergence(low_rank):
+    loose = factorize(low_rank, 3, tol=1e-2, max_iter=500)
+    assert loose.converged and loose.n_iter < 500
+    strict = factorize(low_rank, 3, tol=0, max_iter=15)
+    assert not strict.converged and strict.n_iter == 15
+
+
+@pytest.mark.parametrize("beta", [0.0, 1.0, 2.0])
+def test_sparsity_makes_activations_sparser(rng, beta):
+    """More l1 weight -> activations concentrate on fewer components per frame (Hoyer sparsity)."""
+    Y = rng.random((40, 6)) @ (rng.random((6, 120)) ** 4) + 0.01
+
+    def hoyer(U):
+        n = U.shape[0]
+        ratio = U.sum(axis=0) / np.maximum(np.linalg.norm(U, axis=0), 1e-30)
+        return float(np.mean((np.sqrt(n) - ratio) / (np.sqrt(n) - 1)))
+
+    scale = float(np.mean(Y)) ** (beta - 1)  # the data term's gradient scales as Y^(beta-1)
+    values = [
+        hoyer(factorize(Y, 6, beta=beta, max_iter=300, tol=0, sparsity=lam * scale).activations)
+        for lam in (0, 0.1, 0.3)
+    ]
+    assert values[0] + 0.05 < values[1] < values[2] - 0.05
+
+
+def test_callback_reports_every_iteration(low_rank):
+    seen = []
+    factorize(low_rank, 2, max_iter=7, tol=0, n_init=2, callback=seen.append)
+    assert [(p.restart, p.iteration) for p in seen] == [(r, i) for r in range(2) for i in range(1, 8)]
+    assert all(np.isfinite(p.objective) and p.max_iter == 7 and p.n_init == 2 for p in seen)
+
+
+def test_init_is_positive_seeded_and_scaled(rng):
+    Y = rng.random((50, 3)) @ rng.random((3, 70))
+    for init in (random_init, nndsvda_init):
+        H, U = init(Y.astype(np.float32), 5, np.random.default_rng(0))
+        H2, _ = init(Y.astype(np.float32), 5, np.random.default_rng(0))
+        assert H.shape == (50, 5) and U.shape == (5, 70)
+        assert H.min() > 0 and U.min() > 0
+        np.testing.assert_array_equal(H, H2)
+        assert (H @ U).mean() == pytest.approx(Y.mean(), rel=1.0)  # right order of magnitude
+    H, U = random_init(Y, 5, np.random.default_rng(0))
+    assert np.sqrt(Y.mean() / 5) * 0.5 < H.mean() < np.sqrt(Y.mean() / 5) * 1.5
+
+
+def test_randomized_svd_matches_exact_svd(rng):
+    Y = rng.random((60, 5)) @ rng.random((5, 90))
+    left, values, right = randomized_svd(Y, 3, rng)
+    exact = np.linalg.svd(Y, compute_uv=False)[:3]
+    np.testing.assert_allclose(values, exact, rtol=1e-6)
+    assert left.shape == (60, 3) and right.shape == (3, 90)
+
+
+def test_more_components_than_rank_is_fine(rng):
+    Y = rng.random((4, 6))
+    result = factorize(Y, 8, max_iter=20)
+    assert result.bases.shape == (4, 8) and np.all(np.isfinite(result.activations))
+
+
+def test_all_zero_data_gives_a_finite_result():
+    result = factorize(np.zeros((10, 12)), 2, beta="is", max_iter=5)
+    assert np.all(np.isfinite(result.bases)) and np.all(np.isfinite(result.activations))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"n_components": 0}, "n_components must be >= 1"),
+        ({"n_components": -1}, "n_components=-1"),
+        ({"n_components": 2.5}, "n_components=2.5"),
+        ({"beta": "frobenius"}, "not one of"),
+        ({"max_iter": -1}, "max_iter=-1"),
+        ({"tol": -1.0}, "tol=-1.0"),
+        ({"init": "svd"}, "init='svd'"),
+        ({"n_init": 0}, "n_init=0"),
+        ({"sparsity": -0.1}, "sparsity=-0.1"),
+        ({"norm": "l3"}, "norm='l3'"),
+        ({"floor": float("inf")}, "floor=inf"),
+        ({"dtype": np.int32}, "dtype=int32"),
+        ({"fixed_bases": np.ones((3, 2))}, "fixed_bases must have shape"),
+    ],
+)
+def test_invalid_parameters_raise_with_the_value(low_rank, kwargs, message):
+    args = {"n_components": 2, **kwargs}
+    with pytest.raises(ParameterError, match=message) as info:
+        factorize(low_rank, args.pop("n_components"), **args)
+    assert isinstance(info.value, ValueError)
+
+
+@pytest.mark.parametrize(
+    ("Y", "message"),
+    [
+        (-np.ones((3, 3)), "non-negative"),
+        (np.full((3, 3), np.nan), "NaN or infinite"),
+        (np.ones(5), "2-D"),
+        (np.ones((0, 4)), "2-D"),
+        (np.ones((3, 3)) * 1j, "real"),
+    ],
+)
+def test_invalid_data_raises(Y, message):
+    with pytest.raises(ParameterError, match=message):
+        factorize(Y, 1)
