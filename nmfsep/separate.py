@@ -21,13 +21,13 @@ from . import audio as audio_io
 from .errors import AudioError, NmfsepError, NmfsepWarning, OutputError, ParameterError
 from .masks import iter_masks
 from .modelfile import Model, save_model
-from .nmf import Progress, beta_from_name, factorize
+from .nmf import Progress, beta_from_name, check_parameters, factorize
 from .spectrogram import STFTSettings, istft, stft
 
 #: Defaults chosen by measurement on the dev set (see README, "Choosing the defaults").
 DEFAULT_DIVERGENCE = "kl"
 DEFAULT_POWER = 1.0
-DEFAULT_MASK_POWER = 2.0
+DEFAULT_MASK_POWER = 1.0
 DEFAULT_INIT = "nndsvda"
 DEFAULT_MAX_ITER = 200
 DEFAULT_TOL = 1e-4
@@ -128,11 +128,14 @@ class Options:
             value = getattr(self, name)
             if not (np.isfinite(value) and value > 0):
                 raise ParameterError(f"{name}={value!r} must be a finite number > 0")
+        if self.seed is not None and (
+            isinstance(self.seed, bool) or int(self.seed) != self.seed or self.seed < 0
+        ):
+            raise ParameterError(f"seed={self.seed!r} must be an integer >= 0")
         if self.sr is not None and (int(self.sr) != self.sr or self.sr <= 0):
             raise ParameterError(f"sr={self.sr!r} must be a positive integer")
         self.stft  # noqa: B018 -- validates the STFT settings
-        # Let the engine check its own parameters on a tiny problem, so a bad value fails fast.
-        factorize(np.ones((2, 2)), 1, **{**self.nmf_kwargs(), "max_iter": 0})
+        check_parameters(self.n_components, **{k: v for k, v in self.nmf_kwargs().items() if k != "seed"})
 
     @property
     def stft(self) -> STFTSettings:
@@ -196,10 +199,10 @@ def _factorize_signal(
     callback: Callable[[Progress], None] | None,
 ) -> tuple[np.ndarray, Separation]:
     """STFT and NMF of a (C, T) signal; returns X and a Separation without component signals."""
-    if not np.any(signal):
-        warnings.warn("audio is silent: every component will be silence", NmfsepWarning, stacklevel=3)
     stft_settings = options.stft
     X = stft(signal, stft_settings)
+    if not np.any(signal):
+        warnings.warn("audio is silent: every component will be silence", NmfsepWarning, stacklevel=3)
     Y = _magnitude(X, options.power)
     result = factorize(Y, options.n_components, **options.nmf_kwargs(), callback=callback)
     del Y

@@ -58,7 +58,8 @@ def test_divergence_names():
 
 
 @pytest.mark.parametrize(
-    ("beta", "gamma"), [(-1.0, 1 / 3), (0.0, 0.5), (0.5, 1 / 1.5), (1.0, 1.0), (1.5, 1.0), (2.0, 1.0), (3.0, 0.5)]
+    ("beta", "gamma"),
+    [(-1.0, 1 / 3), (0.0, 0.5), (0.5, 1 / 1.5), (1.0, 1.0), (1.5, 1.0), (2.0, 1.0), (3.0, 0.5)],
 )
 def test_mm_exponent_follows_fevotte_idier(beta, gamma):
     assert mm_exponent(beta) == pytest.approx(gamma)
@@ -199,14 +200,17 @@ def test_callback_reports_every_iteration(low_rank):
 
 
 def test_init_is_positive_seeded_and_scaled(rng):
-    Y = rng.random((50, 3)) @ rng.random((3, 70))
+    Y = (rng.random((50, 3)) @ rng.random((3, 70))).astype(np.float32)
+    errors = {}
     for init in (random_init, nndsvda_init):
-        H, U = init(Y.astype(np.float32), 5, np.random.default_rng(0))
-        H2, _ = init(Y.astype(np.float32), 5, np.random.default_rng(0))
-        assert H.shape == (50, 5) and U.shape == (5, 70)
+        H, U = init(Y, 3, np.random.default_rng(0))
+        H2, _ = init(Y, 3, np.random.default_rng(0))
+        assert H.shape == (50, 3) and U.shape == (3, 70)
         assert H.min() > 0 and U.min() > 0
         np.testing.assert_array_equal(H, H2)
-        assert (H @ U).mean() == pytest.approx(Y.mean(), rel=1.0)  # right order of magnitude
+        errors[init] = np.linalg.norm(H @ U - Y) / np.linalg.norm(Y)
+    # the SVD-based start is closer to the data than a random one (same as scikit-learn's: 0.638)
+    assert errors[nndsvda_init] < errors[random_init]
     H, U = random_init(Y, 5, np.random.default_rng(0))
     assert np.sqrt(Y.mean() / 5) * 0.5 < H.mean() < np.sqrt(Y.mean() / 5) * 1.5
 

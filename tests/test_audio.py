@@ -1,0 +1,138 @@
+"""Audio I/O: formats and subtypes round trip, layout, clipping policy, atomic and safe writes."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from nmfsep import audio
+from nmfsep.errors import AudioError, NmfsepWarning, OutputError, ParameterError
+
+
+@pytest.mark.parametrize(
+    ("fmt", "subtype", "tolerance"),
+    [
+        ("wav", "PCM_16", 1 / 32768),
+        ("wav", "PCM_24", 1 / 2**23),
+        ("wav", "FLOAT", 1e-7),
+        ("flac", "PCM_16", 1 / 32768),
+        ("flac", "PCM_24", 1 / 2**23),
+        ("ogg", "VORBIS", None),
+    ],
+)
+@pytest.mark.parametrize("channels", [1, 2])
+def test_save_load_round_trip(tmp_path, rng, fmt, subtype, tolerance, channels):
+    samples = (0.5 * np.sin(np.linspace(0, 800, 22050 * channels))).reshape(channels, -1).astype(np.float32)
+    path = audio.save(tmp_path / f"x.{fmt}", samples, 22050, format=fmt, subtype=subtype)
+    loaded = audio.load(path)
+    assert loaded.samples.shape == (channels, 22050)
+    assert loaded.samples.dtype == np.float32
+    assert loaded.sample_rate == 22050 and loaded.subtype == subtype
+    if tolerance is not None:
+        np.testing.assert_allclose(loaded.samples, samples, atol=tolerance)
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".part")]
+
+
+@pytest.mark.parametrize("subtype", ["PCM_U8", "PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE"])
+def test_load_reads_every_bit_depth(wav_file, subtype):
+    samples = np.linspace(-0.5, 0.5, 4000)
+    loaded = audio.load(wav_file(f"{subtype}.wav", samples, subtype=subtype))
+    np.testing.assert_allclose(loaded.samples[0], samples, atol=1 / 100)
+    assert loaded.subtype == subtype
+
+
+def test_load_aiff_and_resample(tmp_path):
+    samples = np.sin(np.linspace(0, 100, 44100)).astype(np.float32) * 0.5
+    sf.write(tmp_path / "x.aiff", samples, 44100, subtype="PCM_16")
+    loaded = audio.load(tmp_path / "x.aiff", sr=22050)
+    assert loaded.sample_rate == 22050 and loaded.samples.shape == (1, 22050)
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p: None, "no such file"),
+        (lambda p: p.mkdir(), "is a directory"),
+        (lambda p: p.write_bytes(b""), "file is empty"),
+        (lambda p: p.write_text("this is not audio\n" * 50), "not a readable audio file"),
+    ],
+)
+def test_load_errors(tmp_path, make, message):
+    path = tmp_path / "input.wav"
+    make(path)
+    with pytest.raises(AudioError, match=message) as info:
+        audio.load(path)
+    assert str(path) in str(info.value)
+
+
+def test_load_rejects_zero_samples_and_nan(tmp_path):
+    sf.write(tmp_path / "empty.wav", np.zeros(0), 8000)
+    with pytest.raises(AudioError, match="0 samples"):
+        audio.load(tmp_path / "empty.wav")
+    sf.write(tmp_path / "nan.wav", np.array([0.1, np.nan, 0.2]), 8000, subtype="FLOAT")
+    with pytest.raises(AudioError, match="NaN or infinite"):
+        audio.load(tmp_path / "nan.wav")
+
+
+def test_save_warns_and_clips_integer_outputs(tmp_path):
+    loud = np.array([[0.0, 1.5, -2.0, 0.5]], dtype=np.float32)
+    with pytest.warns(NmfsepWarning, match="peak 2.000 exceeds full scale"):
+        path = audio.save(tmp_path / "loud.wav", loud, 8000, subtype="PCM_16")
+    assert np.abs(audio.load(path).samples).max() <= 1.0
+    path = audio.save(tmp_path / "loud_float.wav", loud, 8000, subtype="FLOAT")  # no warning needed
+    np.testing.assert_allclose(audio.load(path).samples, loud)
+
+
+def test_save_refuses_to_overwrite_without_permission(tmp_path):
+    target = tmp_path / "out.wav"
+    audio.save(target, np.zeros((1, 100)), 8000)
+    before = target.read_bytes()
+    with pytest.raises(OutputError, match="output exists"):
+        audio.save(target, np.ones((1, 100)) * 0.1, 8000)
+    assert target.read_bytes() == before
+    audio.save(target, np.ones((1, 100)) * 0.1, 8000, overwrite=True)
+    assert target.read_bytes() != before
+
+
+def test_atomic_write_leaves_nothing_when_the_writer_fails(tmp_path):
+    def failing(tmp):
+        with open(tmp, "wb") as handle:
+            handle.write(b"partial")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        audio.atomic_write(tmp_path / "sub" / "x.wav", failing)
+    assert os.listdir(tmp_path / "sub") == []
+
+
+def test_unwritable_folder_is_an_output_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(OutputError, match="cannot write to folder"):
+        audio.save(blocker / "x.wav", np.zeros((1, 10)), 8000)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "requested", "input_subtype", "expected"),
+    [
+        ("wav", None, "PCM_24", "PCM_24"),
+        ("wav", None, "FLOAT", "FLOAT"),
+        ("flac", None, "FLOAT", "PCM_24"),
+        ("flac", None, "PCM_16", "PCM_16"),
+        ("ogg", None, "PCM_16", "VORBIS"),
+        ("wav", None, None, "PCM_16"),
+        ("wav", "float", "PCM_16", "FLOAT"),
+    ],
+)
+def test_output_subtype(fmt, requested, input_subtype, expected):
+    assert audio.output_subtype(fmt, requested, input_subtype) == expected
+
+
+def test_output_subtype_errors():
+    with pytest.raises(ParameterError, match="not available for flac"):
+        audio.output_subtype("flac", "FLOAT", None)
+    with pytest.raises(ParameterError, match="format='mp4'"):
+        audio.output_subtype("mp4", None, None)

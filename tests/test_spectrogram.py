@@ -1,0 +1,93 @@
+"""STFT settings and transforms: shapes, agreement with librosa, exact round trips, errors."""
+
+from __future__ import annotations
+
+import librosa
+import numpy as np
+import pytest
+
+from nmfsep.errors import AudioError, ParameterError
+from nmfsep.spectrogram import STFTSettings, istft, n_frames, stft
+
+
+def test_defaults():
+    settings = STFTSettings()
+    assert (settings.n_fft, settings.hop_length, settings.window, settings.center) == (
+        2048,
+        512,
+        "hann",
+        True,
+    )
+    assert settings.n_bins == 1025
+    assert STFTSettings(n_fft=1000).hop_length == 250
+    with pytest.raises(AttributeError):
+        settings.n_fft = 1024  # frozen
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        STFTSettings(),
+        STFTSettings(n_fft=1000, hop_length=300),
+        STFTSettings(n_fft=512, hop_length=128, window="hamming"),
+    ],
+)
+@pytest.mark.parametrize("n_samples", [22050, 22051, 4097])
+def test_matches_librosa_and_round_trips(rng, settings, n_samples):
+    signal = (0.3 * rng.standard_normal((2, n_samples))).astype(np.float32)
+    X = stft(signal, settings)
+    reference = librosa.stft(
+        signal,
+        n_fft=settings.n_fft,
+        hop_length=settings.hop_length,
+        window=settings.window,
+        center=True,
+        pad_mode="constant",
+    )
+    assert X.shape == reference.shape == (2, settings.n_bins, n_frames(n_samples, settings))
+    assert X.dtype == np.complex64
+    np.testing.assert_allclose(X, reference, atol=1e-4 * np.abs(reference).max())
+    back = istft(X, settings, n_samples)
+    assert back.shape == signal.shape and back.dtype == np.float32
+    np.testing.assert_allclose(back, signal, atol=1e-5)
+
+
+def test_mono_and_float64(rng):
+    signal = rng.standard_normal(8000)
+    X = stft(signal, STFTSettings(n_fft=256))
+    assert X.ndim == 2 and X.dtype == np.complex128
+    np.testing.assert_allclose(istft(X, STFTSettings(n_fft=256), 8000), signal, atol=1e-10)
+
+
+def test_input_is_not_mutated(rng):
+    signal = rng.standard_normal((1, 5000)).astype(np.float32)
+    copy = signal.copy()
+    istft(stft(signal, STFTSettings(n_fft=512)), STFTSettings(n_fft=512), 5000)
+    np.testing.assert_array_equal(signal, copy)
+
+
+def test_shorter_than_one_frame_is_an_audio_error():
+    with pytest.raises(AudioError, match=r"shorter than one STFT frame \(100 < n_fft=2048"):
+        stft(np.zeros(100, dtype=np.float32), STFTSettings())
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"n_fft": 1}, "n_fft=1 must be an integer >= 2"),
+        ({"hop_length": 0}, "hop_length=0 must be a positive integer"),
+        ({"n_fft": 512, "hop_length": 1024}, "must not exceed n_fft=512"),
+        ({"n_fft": 512, "hop_length": 512}, "could not be inverted"),
+        ({"window": "kaiser"}, "window='kaiser' is not one of"),
+    ],
+)
+def test_bad_settings(kwargs, message):
+    with pytest.raises(ParameterError, match=message):
+        STFTSettings(**kwargs)
+
+
+def test_frequencies_and_times():
+    settings = STFTSettings(n_fft=1024, hop_length=256)
+    freqs = settings.frequencies(22050)
+    assert freqs[0] == 0 and freqs[-1] == pytest.approx(11025) and len(freqs) == 513
+    assert settings.times(3, 22050)[1] == pytest.approx(256 / 22050)
