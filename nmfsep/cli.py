@@ -284,7 +284,7 @@ def _separate_one(
             traceback.print_exc()
         click.echo(f"Error: unexpected {type(exc).__name__}: {exc} ({path})", err=True)
         return False
-    _close(bar)
+    _close(bar, done=True)
     if not quiet:
         for warning in caught:
             if not issubclass(warning.category, (DeprecationWarning, PendingDeprecationWarning)):
@@ -301,9 +301,10 @@ def _separate_one(
     return True
 
 
-def _close(bar) -> None:
+def _close(bar, done: bool = False) -> None:
     if bar is not None:
-        bar.render_finish()
+        if done:  # converged early: show the work as complete
+            bar.update(bar.length - bar.pos)
         bar.__exit__(None, None, None)
 
 

@@ -260,3 +260,25 @@ def test_console_script_is_installed():
     assert script.exists()
     result = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "separate" in result.stdout
+
+
+def test_stereo_file_components_sum_back_per_channel(tmp_path, stereo_short):
+    signal, rate = stereo_short
+    path = tmp_path / "stereo.wav"
+    sf.write(path, signal.T, rate, subtype="PCM_24")
+    result = run("separate", path, "-m", "3", "-o", tmp_path, *FAST)
+    assert result.exit_code == 0, result.stderr
+    parts = [sf.read(tmp_path / "stereo" / f"c{j}.wav", always_2d=True) for j in (1, 2, 3)]
+    assert all(rate_ == rate and data.shape == (signal.shape[1], 2) for data, rate_ in parts)
+    assert {sf.info(tmp_path / "stereo" / f"c{j}.wav").subtype for j in (1, 2, 3)} == {"PCM_24"}
+    original = sf.read(path, always_2d=True)[0]
+    residual = np.abs(sum(data for data, _ in parts) - original).max(axis=0)
+    assert np.all(residual <= 3 * 2**-23 + 1e-6)  # 3 outputs x PCM_24 quantisation, per channel
+
+
+def test_multichannel_file_keeps_its_channels(tmp_path, rng):
+    path = tmp_path / "four.wav"
+    sf.write(path, 0.2 * rng.standard_normal((8000, 4)), 8000, subtype="FLOAT")
+    result = run("separate", path, "-m", "2", "-o", tmp_path, "--n-fft", "512", *FAST)
+    assert result.exit_code == 0, result.stderr
+    assert sf.info(tmp_path / "four" / "c1.wav").channels == 4
