@@ -6,6 +6,7 @@ Internal layout everywhere in nmfsep: ``(channels, samples)`` float32. soundfile
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 import warnings
@@ -149,6 +150,32 @@ def output_subtype(format: str, requested: str | None, input_subtype: str | None
     return sf.default_subtype(container)
 
 
+def check_writable(format: str, subtype: str, channels: int, sample_rate: int) -> None:
+    """Check that libsndfile can write this format, subtype, channel count and rate.
+
+    Some limits only show when a file is opened (FLAC holds at most 8 channels, Opus only a few
+    sample rates, GSM610 only mono): a tiny trial write in memory finds them before any work.
+
+    Raises
+    ------
+    OutputError
+        With libsndfile's reason.
+    """
+    try:
+        sf.write(
+            io.BytesIO(),
+            np.zeros((16, channels), dtype=np.float32),
+            sample_rate,
+            format=FORMATS[format],
+            subtype=subtype,
+        )
+    except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as exc:
+        reason = getattr(exc, "error_string", None) or str(exc) or type(exc).__name__
+        raise OutputError(
+            f"cannot write {format} {subtype} with {channels} channel(s) at {sample_rate} Hz: {reason}"
+        ) from None
+
+
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
@@ -174,6 +201,8 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None], *, overw
         The file exists (and not ``overwrite``) or the folder cannot be written.
     """
     path = Path(path)
+    if path.is_dir():
+        raise OutputError("output path is a directory", path)
     if path.exists() and not overwrite:
         raise OutputError("output exists; use --force to overwrite", path)
     try:
@@ -241,8 +270,12 @@ def save(
         )
         samples = np.clip(samples, -1.0, 1.0)
     frames = samples.T  # soundfile wants (frames, channels)
-    return atomic_write(
-        path,
-        lambda tmp: sf.write(tmp, frames, sample_rate, subtype=subtype, format=FORMATS[format]),
-        overwrite=overwrite,
-    )
+
+    def write(tmp: str) -> None:
+        try:
+            sf.write(tmp, frames, sample_rate, subtype=subtype, format=FORMATS[format])
+        except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as exc:
+            reason = getattr(exc, "error_string", None) or str(exc)
+            raise OutputError(f"cannot write {format} {subtype}: {reason}", path) from exc
+
+    return atomic_write(path, write, overwrite=overwrite)

@@ -28,6 +28,7 @@ from .separate import (
     DEFAULT_TOL,
     Options,
     check_template,
+    planned_outputs,
     separate_file,
 )
 
@@ -226,6 +227,8 @@ def separate(
         output_subtype(fmt, subtype, None)
         if save_model is not None and len(inputs) > 1 and "{track}" not in str(save_model):
             raise ParameterError("--save-model needs {track} in its path when there are several inputs")
+        inputs = list(dict.fromkeys(inputs))  # the same path twice is one input
+        _check_collisions(inputs, components, out_dir, filename, fmt, save_model)
     except ParameterError as exc:
         raise click.UsageError(str(exc)) from None
 
@@ -242,6 +245,20 @@ def separate(
     if len(inputs) > 1 and not quiet:
         click.echo(f"{len(inputs) - failed} done, {failed} failed", err=True)
     sys.exit(EXIT_FAILED if failed else EXIT_OK)
+
+
+def _check_collisions(inputs, components, out_dir, filename, fmt, save_model) -> None:
+    """Two inputs must not write the same file (song.wav and song.flac into {track}/...)."""
+    owner: dict[Path, Path] = {}
+    for path in inputs:
+        outputs, model_path = planned_outputs(path, components, out_dir, filename, fmt, save_model)
+        for target in outputs + ([model_path] if model_path else []):
+            resolved = target.resolve()
+            if resolved in owner:
+                raise ParameterError(
+                    f"{owner[resolved]} and {path} would both write {target}; use {{track}} in --filename"
+                )
+            owner[resolved] = path
 
 
 def _separate_one(

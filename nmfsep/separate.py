@@ -49,7 +49,7 @@ class Separation:
         ``("c1", ..., "cM")``, components ordered by the spectral centroid of their basis, low to high.
     sample_rate : int
     bases : np.ndarray [shape=(K, M)]
-        Spectral bases H (unit l1 norm), in the same order as the components.
+        Spectral bases H (unit l2 norm), in the same order as the components.
     activations : np.ndarray [shape=(M, N)]
         Activations U.
     objective : np.ndarray [shape=(n_iter + 1,)]
@@ -159,13 +159,20 @@ class Options:
 
 
 def _magnitude(X: np.ndarray, power: float) -> np.ndarray:
-    """Y = sum over channels of |X_c|^power [shape=(K, N)], without a C x K x N temporary."""
+    """Y = sum over channels of (|X_c| / max|X|)^power [shape=(K, N)], no C x K x N temporary.
+
+    Dividing by the peak first keeps |X|^p finite for any power (the NMF and the masks do not depend
+    on the overall scale).
+    """
     Y = np.abs(X[0])
-    if power != 1:
+    peak = max([float(Y.max())] + [float(np.abs(channel).max()) for channel in X[1:]])
+    if power != 1 and peak > 0:
+        Y /= peak
         np.power(Y, power, out=Y)
     for channel in X[1:]:
         term = np.abs(channel)
-        if power != 1:
+        if power != 1 and peak > 0:
+            term /= peak
             np.power(term, power, out=term)
         Y += term
     return Y
@@ -307,7 +314,7 @@ def separate(
     seed : int, optional
         Seed of every random choice: the same seed gives the same output, bit for bit.
     sparsity : float >= 0
-        l1 penalty on the activations (bases have unit l1 norm).
+        l1 penalty on the activations (bases have unit l2 norm).
     sr : int, optional
         Resample to this rate first.
     callback : callable, optional
@@ -386,6 +393,10 @@ def check_template(template: str, n_outputs: int = 2) -> None:
             f"unknown placeholder {bad} in --filename {template!r}; use "
             + ", ".join("{" + name + "}" for name in TEMPLATE_FIELDS)
         )
+    try:
+        template.format(track="track", component="c1", index=1, ext="wav")
+    except (ValueError, KeyError, IndexError, AttributeError, TypeError) as exc:
+        raise ParameterError(f"bad --filename template {template!r}: {exc}") from None
     if n_outputs > 1 and not used & {"component", "index"}:
         raise ParameterError(
             f"--filename {template!r} needs {{component}} or {{index}}: components would overwrite each other"
@@ -405,6 +416,31 @@ def output_paths(
         Path(out_dir) / template.format(track=track, component=name, index=index, ext=ext)
         for index, name in enumerate(names, start=1)
     ]
+
+
+def planned_outputs(
+    path: str | os.PathLike,
+    n_components: int,
+    out_dir: str | os.PathLike = "separated",
+    filename: str = DEFAULT_TEMPLATE,
+    format: str = "wav",
+    save_model_to: str | os.PathLike | None = None,
+) -> tuple[list[Path], Path | None]:
+    """The component files and model file :func:`separate_file` would write for ``path``.
+
+    Raises
+    ------
+    ParameterError
+        Bad template, or two of the outputs share a name.
+    """
+    track = Path(path).stem
+    names = [f"c{j + 1}" for j in range(n_components)]
+    outputs = output_paths(filename, out_dir, track, names, format)
+    model_path = None if save_model_to is None else Path(str(save_model_to).replace("{track}", track))
+    targets = outputs + ([model_path] if model_path else [])
+    if len(set(targets)) != len(targets):
+        raise ParameterError("two outputs would have the same name")
+    return outputs, model_path
 
 
 def separate_file(
@@ -461,25 +497,31 @@ def separate_file(
     """
     started = time.perf_counter()
     path = Path(path)
-    track = path.stem
     try:
         try:
             settings = Options(n_components=n_components, **options)
         except TypeError as exc:
             raise ParameterError(str(exc)) from None
         audio_io.output_subtype(format, subtype, None)  # validates format and subtype early
-        names = [f"c{j + 1}" for j in range(settings.n_components)]
-        outputs = output_paths(filename, out_dir, track, names, format)
-        model_path = None if save_model_to is None else Path(str(save_model_to).replace("{track}", track))
+        outputs, model_path = planned_outputs(
+            path, settings.n_components, out_dir, filename, format, save_model_to
+        )
         targets = outputs + ([model_path] if model_path else [])
-        if len(set(targets)) != len(targets):
-            raise ParameterError("two outputs would have the same name")
-        if not force:
-            for target in targets:
-                if target.exists():
-                    raise OutputError("output exists; use --force to overwrite", target)
+        for target in targets:
+            if target.is_dir():
+                raise OutputError("output path is a directory", target)
+            if target.exists() and not force:
+                raise OutputError("output exists; use --force to overwrite", target)
         loaded = audio_io.load(path, sr=settings.sr)
         out_subtype = audio_io.output_subtype(format, subtype, loaded.subtype)
+        try:
+            audio_io.check_writable(format, out_subtype, loaded.n_channels, loaded.sample_rate)
+        except OutputError:
+            if subtype is not None or out_subtype == audio_io.output_subtype(format, None, None):
+                raise
+            # the input's subtype does not suit this rate or channel count: use the format's default
+            out_subtype = audio_io.output_subtype(format, None, None)
+            audio_io.check_writable(format, out_subtype, loaded.n_channels, loaded.sample_rate)
         X, separation = _factorize_signal(loaded.samples, loaded.sample_rate, settings, callback)
         del loaded
         components = _iter_components(X, separation, settings.stft)

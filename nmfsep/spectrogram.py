@@ -90,10 +90,26 @@ def _window(settings: STFTSettings, dtype) -> np.ndarray:
     return get_window(settings.window, settings.n_fft, fftbins=True).astype(dtype)
 
 
+def _padding(n_samples: int, settings: STFTSettings) -> tuple[int, int]:
+    """Zeros added before and after the signal.
+
+    With ``center`` the signal is padded by n_fft // 2 on both sides, as in librosa. When the hop is
+    so large that librosa's last frame would stop before the end of the signal (possible for
+    hop > n_fft // 2), the right side gets just enough extra zeros for one more frame, so that the
+    last samples can be reconstructed.
+    """
+    n_fft, hop = settings.n_fft, settings.hop_length
+    left = n_fft // 2 if settings.center else 0
+    count = 1 + (n_samples + 2 * left - n_fft) // hop
+    uncovered = left + n_samples - ((count - 1) * hop + n_fft)
+    extra_frames = -(-uncovered // hop) if uncovered > 0 else 0
+    return left, left + extra_frames * hop
+
+
 def n_frames(n_samples: int, settings: STFTSettings) -> int:
     """Number of STFT frames N for a signal of ``n_samples`` samples."""
-    padded = n_samples + (2 * (settings.n_fft // 2) if settings.center else 0)
-    return 1 + (padded - settings.n_fft) // settings.hop_length
+    left, right = _padding(n_samples, settings)
+    return 1 + (n_samples + left + right - settings.n_fft) // settings.hop_length
 
 
 def stft(signal: np.ndarray, settings: STFTSettings) -> np.ndarray:
@@ -126,9 +142,9 @@ def stft(signal: np.ndarray, settings: STFTSettings) -> np.ndarray:
             f"audio is shorter than one STFT frame ({n_samples} < n_fft={settings.n_fft} samples)"
         )
     channels = np.atleast_2d(signal).astype(dtype, copy=False)
-    if settings.center:
-        pad = settings.n_fft // 2
-        channels = np.pad(channels, ((0, 0), (pad, pad)), mode="constant")
+    left, right = _padding(n_samples, settings)
+    if left or right:
+        channels = np.pad(channels, ((0, 0), (left, right)), mode="constant")
     frames = np.lib.stride_tricks.sliding_window_view(channels, settings.n_fft, axis=-1)
     frames = frames[:, :: settings.hop_length]  # (C, N, n_fft) view, no copy
     window = _window(settings, dtype)

@@ -282,3 +282,54 @@ def test_multichannel_file_keeps_its_channels(tmp_path, rng):
     result = run("separate", path, "-m", "2", "-o", tmp_path, "--n-fft", "512", *FAST)
     assert result.exit_code == 0, result.stderr
     assert sf.info(tmp_path / "four" / "c1.wav").channels == 4
+
+
+@pytest.mark.parametrize(
+    "template", ["{track}/{component:d}.{ext}", "{track}/{index!x}.{ext}", "{track}/{}.{ext}"]
+)
+def test_bad_format_specs_in_templates_are_usage_errors(song, tmp_path, template):
+    result = run("separate", song, "--filename", template, "-o", tmp_path / "out")
+    assert result.exit_code == 2 and "--filename" in result.stderr
+
+
+def test_two_inputs_writing_the_same_file_is_a_usage_error(tmp_path, piano_short):
+    signal, rate = piano_short
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        sf.write(tmp_path / folder / "s.wav", signal, rate)
+    result = run("separate", tmp_path / "a" / "s.wav", tmp_path / "b" / "s.wav", "-o", tmp_path / "out", "-f")
+    assert result.exit_code == 2 and "would both write" in result.stderr
+    assert not (tmp_path / "out").exists()
+    # the same path twice is one input, not a collision
+    result = run(
+        "separate", tmp_path / "a" / "s.wav", tmp_path / "a" / "s.wav", "-o", tmp_path / "out", *FAST
+    )
+    assert result.exit_code == 0, result.stderr
+
+
+def test_outputs_the_format_cannot_hold_fail_before_the_work(tmp_path, rng):
+    path = tmp_path / "nine.wav"
+    sf.write(path, 0.1 * rng.standard_normal((8000, 9)), 8000)
+    result = run("separate", path, "-m", "2", "--format", "flac", "-o", tmp_path / "out")
+    assert result.exit_code == 1
+    assert "cannot write flac PCM_16 with 9 channel(s) at 8000 Hz" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_directory_in_the_way_of_an_output(song, tmp_path):
+    (tmp_path / "models" / "song").mkdir(parents=True)
+    result = run(
+        "separate", song, "-m", "2", "-o", tmp_path, "--save-model", tmp_path / "models" / "{track}", "-f"
+    )
+    assert result.exit_code == 1 and "output path is a directory" in result.stderr
+    assert not (tmp_path / "song").exists()  # refused before any work
+
+
+@pytest.mark.parametrize("args", [["--beta", "-10"], ["--power", "50"], ["--beta", "15"]])
+def test_extreme_settings_never_write_nan(song, tmp_path, args):
+    result = run("separate", song, "-m", "2", "-o", tmp_path, *args, *FAST)
+    if result.exit_code == 0:
+        for j in (1, 2):
+            assert np.all(np.isfinite(sf.read(tmp_path / "song" / f"c{j}.wav")[0]))
+    else:
+        assert result.exit_code == 1 and "overflowed" in result.stderr and "Traceback" not in result.stderr

@@ -91,3 +91,12 @@ def test_frequencies_and_times():
     freqs = settings.frequencies(22050)
     assert freqs[0] == 0 and freqs[-1] == pytest.approx(11025) and len(freqs) == 513
     assert settings.times(3, 22050)[1] == pytest.approx(256 / 22050)
+
+
+@pytest.mark.parametrize(("n_fft", "hop"), [(5, 4), (17, 12), (64, 48), (101, 100), (2048, 1536), (16, 1)])
+def test_round_trip_with_large_and_odd_hops(rng, n_fft, hop):
+    """Hops above n_fft / 2 must not lose the end of the signal (extra right padding)."""
+    settings = STFTSettings(n_fft=n_fft, hop_length=hop)
+    for n_samples in (n_fft, n_fft + 1, 3 * n_fft + 7, 5000):
+        signal = rng.standard_normal(n_samples)
+        np.testing.assert_allclose(istft(stft(signal, settings), settings, n_samples), signal, atol=1e-9)

@@ -256,29 +256,53 @@ def factorize(
     if floor == 0 and beta <= 0 and not np.all(Y > 0):
         raise ParameterError(f"beta={beta:g} is infinite where Y has zeros; use floor > 0 or a beta > 0")
 
-    scale = float(Y.max())
-    absolute_floor = floor * scale if scale > 0 else 1.0
+    # The beta-divergence is homogeneous, d(s y | s v) = s^beta d(y | v), so the engine works on Y / max(Y)
+    # (entries in [floor, 1]) and scales back at the end: powers of the model then neither overflow
+    # nor underflow for data of any level. The penalty scales as s, hence the weight s^(1 - beta).
+    peak = float(Y.max())
+    scale = peak if peak > 0 else 1.0
+    absolute_floor = floor * scale if peak > 0 else 1.0
     data = np.empty((K, N), dtype=dtype)
-    np.maximum(Y, absolute_floor, out=data, casting="unsafe")
+    np.multiply(Y, 1.0 / scale, out=data, casting="unsafe")
+    np.maximum(data, absolute_floor / scale, out=data)
     if absolute_floor == 0:
         # floor=0 with beta > 0: still keep the ratio terms finite where Y and the model vanish
         np.maximum(data, np.finfo(dtype).tiny, out=data)
+    objective_scale = scale**beta
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
 
-    workspace = MMWorkspace(data, beta, float(sparsity))
+    workspace = MMWorkspace(data, beta, float(sparsity) * scale ** (1.0 - beta))
     free = slice(n_fixed, n_fixed + n_components)
     best = None
     restart_objectives = []
     for restart in range(int(n_init)):
         method = init if restart == 0 else "random"
         H, U = _initial_factors(data, fixed, n_components, method, rng)
-        history, converged = _run(
-            workspace, H, U, free, int(max_iter), tol, norm, restart, int(n_init), callback
-        )
+        # Extreme betas can overflow float32; that is detected below and reported as one error.
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            history, converged = _run(
+                workspace,
+                H,
+                U,
+                free,
+                int(max_iter),
+                tol,
+                norm,
+                restart,
+                int(n_init),
+                callback,
+                objective_scale,
+            )
         restart_objectives.append(history[-1])
         if best is None or history[-1] < best[2][-1]:
             best = (H, U, history, converged)
     H, U, history, converged = best
+    U *= dtype.type(scale)
+    if not (np.all(np.isfinite(history)) and np.all(np.isfinite(H)) and np.all(np.isfinite(U))):
+        raise ParameterError(
+            f"beta={beta:g} overflowed in {dtype.name}: use a beta closer to [0, 2], a larger floor, "
+            "or dtype=float64"
+        )
 
     settings = {
         "beta": beta,
@@ -323,8 +347,8 @@ def _initial_factors(data, fixed, n_components, method, rng):
     return H, U
 
 
-def _run(workspace, H, U, free, max_iter, tol, norm, restart, n_init, callback):
-    """Iterate from (H, U) in place; return (objective history, converged)."""
+def _run(workspace, H, U, free, max_iter, tol, norm, restart, n_init, callback, objective_scale):
+    """Iterate from (H, U) in place; return (objective history in the data's units, converged)."""
     all_columns = slice(None)
     _normalize(H, U, norm, all_columns)
     history: list[float] = []
@@ -346,5 +370,5 @@ def _run(workspace, H, U, free, max_iter, tol, norm, restart, n_init, callback):
             workspace.update_bases(H, U, free)
             _normalize(H, U, norm, free)
         if callback is not None:
-            callback(Progress(restart, n_init, iteration + 1, max_iter, history[-1]))
-    return history, converged
+            callback(Progress(restart, n_init, iteration + 1, max_iter, history[-1] * objective_scale))
+    return [value * objective_scale for value in history], converged

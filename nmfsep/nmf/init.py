@@ -79,7 +79,7 @@ def nndsvda_init(Y: np.ndarray, n_components: int, rng: np.random.Generator) -> 
     Boutsidis & Gallopoulos, "SVD based initialization: A head start for nonnegative matrix
     factorization", Pattern Recognition 41(4), 2008. Each singular pair is split into its positive
     and negative parts and the part with the larger product of norms is kept. Components beyond the
-    rank of Y start at the mean too. ``rng`` only seeds the randomized SVD.
+    rank of Y start random (as :func:`random_init`). ``rng`` seeds the randomized SVD and those.
 
     Returns
     -------
@@ -111,4 +111,8 @@ def nndsvda_init(Y: np.ndarray, n_components: int, rng: np.random.Generator) -> 
     tiny = np.finfo(Y.dtype).eps * fill
     H[H < tiny] = fill
     U[U < tiny] = fill
+    if n_components > rank:
+        # More components than the data's rank: identical constant columns would stay identical under
+        # multiplicative updates, so the extra ones start random.
+        H[:, rank:], U[rank:] = random_init(Y, n_components - rank, rng)
     return H, U
