@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 import traceback
 import warnings
 from pathlib import Path
@@ -16,7 +17,7 @@ import click
 
 from . import __version__
 from .audio import FORMATS, output_subtype
-from .errors import NmfsepError, ParameterError
+from .errors import NmfsepError, OutputError, ParameterError
 from .nmf.init import INITS
 from .separate import (
     DEFAULT_DIVERGENCE,
@@ -50,93 +51,130 @@ def _check_hop(ctx: click.Context, param: click.Parameter, value: int | None) ->
     return value
 
 
+def _nmf_options(command):
+    """The factorization options shared by `separate` and `plot`."""
+    decorators = [
+        click.option(
+            "-m",
+            "--components",
+            type=click.IntRange(min=1),
+            default=4,
+            show_default=True,
+            help="Number of NMF components M.",
+        ),
+        click.option(
+            "-d",
+            "--divergence",
+            type=click.Choice(_DIVERGENCES, case_sensitive=False),
+            default=DEFAULT_DIVERGENCE,
+            show_default=True,
+            help="Divergence: Kullback-Leibler, Itakura-Saito or Euclidean.",
+        ),
+        click.option(
+            "--beta", type=float, default=None, help="Any real beta of the beta-divergence (overrides -d)."
+        ),
+        click.option(
+            "--n-fft",
+            type=click.IntRange(min=2),
+            default=2048,
+            show_default=True,
+            is_eager=True,
+            help="STFT frame length in samples.",
+        ),
+        click.option(
+            "--hop",
+            type=click.IntRange(min=1),
+            default=None,
+            callback=_check_hop,
+            help="STFT hop in samples (<= --n-fft).  [default: n-fft/4]",
+        ),
+        click.option(
+            "--power",
+            type=click.FloatRange(min=0, min_open=True),
+            default=DEFAULT_POWER,
+            show_default=True,
+            help="Spectrogram exponent p: Y = |X|^p (1 magnitude, 2 power).",
+        ),
+        click.option(
+            "--mask-power",
+            type=click.FloatRange(min=0, min_open=True),
+            default=DEFAULT_MASK_POWER,
+            show_default=True,
+            help="Mask exponent a in (h_j u_j)^a / sum_i (h_i u_i)^a.",
+        ),
+        click.option(
+            "--max-iter",
+            type=click.IntRange(min=0),
+            default=DEFAULT_MAX_ITER,
+            show_default=True,
+            help="Maximum NMF iterations per restart.",
+        ),
+        click.option(
+            "--tol",
+            type=click.FloatRange(min=0),
+            default=DEFAULT_TOL,
+            show_default=True,
+            help="Stop when an iteration lowers the divergence by less than this fraction.",
+        ),
+        click.option(
+            "--n-init",
+            type=click.IntRange(min=1),
+            default=1,
+            show_default=True,
+            help="Restarts; the best fit is kept.",
+        ),
+        click.option(
+            "--init",
+            type=click.Choice(list(INITS)),
+            default=DEFAULT_INIT,
+            show_default=True,
+            help="Initialisation of the first restart (later restarts are random).",
+        ),
+        click.option(
+            "--seed", type=int, default=0, show_default=True, help="Random seed: same seed, same bytes."
+        ),
+        click.option(
+            "--sparsity",
+            type=click.FloatRange(min=0),
+            default=0.0,
+            show_default=True,
+            help="l1 penalty on the activations.",
+        ),
+        click.option(
+            "--sr",
+            type=click.IntRange(min=1),
+            default=None,
+            help="Resample to this rate first.  [default: keep]",
+        ),
+    ]
+    for decorator in reversed(decorators):
+        command = decorator(command)
+    return command
+
+
+def _pop_nmf_options(params: dict) -> tuple[int, dict]:
+    """Take the shared options out of a command's parameters: (M, keyword arguments of the pipeline)."""
+    options = {
+        "divergence": params.pop("divergence").lower(),
+        "beta": params.pop("beta"),
+        "n_fft": params.pop("n_fft"),
+        "hop_length": params.pop("hop"),
+        "power": params.pop("power"),
+        "mask_power": params.pop("mask_power"),
+        "max_iter": params.pop("max_iter"),
+        "tol": params.pop("tol"),
+        "n_init": params.pop("n_init"),
+        "init": params.pop("init"),
+        "seed": params.pop("seed"),
+        "sparsity": params.pop("sparsity"),
+        "sr": params.pop("sr"),
+    }
+    return params.pop("components"), options
+
+
 @main.command()
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=True))
-@click.option(
-    "-m",
-    "--components",
-    type=click.IntRange(min=1),
-    default=4,
-    show_default=True,
-    help="Number of NMF components M.",
-)
-@click.option(
-    "-d",
-    "--divergence",
-    type=click.Choice(_DIVERGENCES, case_sensitive=False),
-    default=DEFAULT_DIVERGENCE,
-    show_default=True,
-    help="Divergence: Kullback-Leibler, Itakura-Saito or Euclidean.",
-)
-@click.option("--beta", type=float, default=None, help="Any real beta of the beta-divergence (overrides -d).")
-@click.option(
-    "--n-fft",
-    type=click.IntRange(min=2),
-    default=2048,
-    show_default=True,
-    is_eager=True,
-    help="STFT frame length in samples.",
-)
-@click.option(
-    "--hop",
-    type=click.IntRange(min=1),
-    default=None,
-    callback=_check_hop,
-    help="STFT hop in samples (<= --n-fft).  [default: n-fft/4]",
-)
-@click.option(
-    "--power",
-    type=click.FloatRange(min=0, min_open=True),
-    default=DEFAULT_POWER,
-    show_default=True,
-    help="Spectrogram exponent p: Y = |X|^p (1 magnitude, 2 power).",
-)
-@click.option(
-    "--mask-power",
-    type=click.FloatRange(min=0, min_open=True),
-    default=DEFAULT_MASK_POWER,
-    show_default=True,
-    help="Mask exponent a in (h_j u_j)^a / sum_i (h_i u_i)^a.",
-)
-@click.option(
-    "--max-iter",
-    type=click.IntRange(min=0),
-    default=DEFAULT_MAX_ITER,
-    show_default=True,
-    help="Maximum NMF iterations per restart.",
-)
-@click.option(
-    "--tol",
-    type=click.FloatRange(min=0),
-    default=DEFAULT_TOL,
-    show_default=True,
-    help="Stop when an iteration lowers the divergence by less than this fraction.",
-)
-@click.option(
-    "--n-init",
-    type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="Restarts; the best fit is kept.",
-)
-@click.option(
-    "--init",
-    type=click.Choice(list(INITS)),
-    default=DEFAULT_INIT,
-    show_default=True,
-    help="Initialisation of the first restart (later restarts are random).",
-)
-@click.option("--seed", type=int, default=0, show_default=True, help="Random seed: same seed, same bytes.")
-@click.option(
-    "--sparsity",
-    type=click.FloatRange(min=0),
-    default=0.0,
-    show_default=True,
-    help="l1 penalty on the activations.",
-)
-@click.option(
-    "--sr", type=click.IntRange(min=1), default=None, help="Resample to this rate first.  [default: keep]"
-)
+@_nmf_options
 @click.option(
     "-o",
     "--out",
@@ -171,55 +209,24 @@ def _check_hop(ctx: click.Context, param: click.Parameter, value: int | None) ->
     default=None,
     help="Also save bases, activations and settings to this .npz ({track} is replaced).",
 )
+@click.option(
+    "--plot",
+    "plot",
+    is_flag=True,
+    help="Also draw the overview figure next to the components (overview.png).",
+)
 @click.option("-f", "--force", is_flag=True, help="Overwrite existing outputs.")
 @click.option("-q", "--quiet", is_flag=True, help="Print errors only.")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
-def separate(
-    inputs,
-    components,
-    divergence,
-    beta,
-    n_fft,
-    hop,
-    power,
-    mask_power,
-    max_iter,
-    tol,
-    n_init,
-    init,
-    seed,
-    sparsity,
-    sr,
-    out_dir,
-    filename,
-    fmt,
-    subtype,
-    save_model,
-    force,
-    quiet,
-    debug,
-):
+def separate(inputs, out_dir, filename, fmt, subtype, save_model, plot, force, quiet, debug, **params):
     """Separate INPUTS into M components, one audio file per component.
 
     \b
     Components are ordered by spectral centroid, low to high, and sum back to the input:
       nmfsep separate song.wav -m 4   ->  separated/song/c1.wav ... c4.wav
     """
-    options = {
-        "divergence": divergence.lower(),
-        "beta": beta,
-        "n_fft": n_fft,
-        "hop_length": hop,
-        "power": power,
-        "mask_power": mask_power,
-        "max_iter": max_iter,
-        "tol": tol,
-        "n_init": n_init,
-        "init": init,
-        "seed": seed,
-        "sparsity": sparsity,
-        "sr": sr,
-    }
+    components, options = _pop_nmf_options(params)
+    plot_to = _overview_path(out_dir, filename) if plot else None
     # Everything that can be checked without audio is checked before the first file (exit 2).
     try:
         Options(n_components=components, **options)
@@ -228,17 +235,40 @@ def separate(
         if save_model is not None and len(inputs) > 1 and "{track}" not in str(save_model):
             raise ParameterError("--save-model needs {track} in its path when there are several inputs")
         inputs = list(dict.fromkeys(inputs))  # the same path twice is one input
-        _check_collisions(inputs, components, out_dir, filename, fmt, save_model)
+        _check_collisions(inputs, components, out_dir, filename, fmt, save_model, plot_to)
     except ParameterError as exc:
         raise click.UsageError(str(exc)) from None
 
+    def work(path, callback):
+        return separate_file(
+            path,
+            components,
+            out_dir=out_dir,
+            filename=filename,
+            format=fmt,
+            subtype=subtype,
+            force=force,
+            save_model_to=save_model,
+            plot_to=plot_to,
+            callback=callback,
+            **options,
+        )
+
+    def summary(path, result):
+        separation = result.separation
+        state = "converged" if separation.converged else "max-iter reached"
+        folders = sorted({os.fspath(p.parent) for p in result.outputs})
+        where = folders[0] + os.sep if len(folders) == 1 else f"{len(folders)} folders"
+        return (
+            f"{path}: {len(result.outputs)} components, {separation.n_iter} iterations ({state}), "
+            f"divergence {separation.objective[-1]:.4g}, {result.seconds:.1f} s -> {where}"
+        )
+
+    total = options["max_iter"] * options["n_init"]
     failed = 0
     try:
         for path in inputs:
-            ok = _separate_one(
-                path, components, options, out_dir, filename, fmt, subtype, save_model, force, quiet, debug
-            )
-            failed += not ok
+            failed += not _guarded(path, work, summary, total, quiet, debug)
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
         sys.exit(EXIT_INTERRUPTED)
@@ -247,48 +277,180 @@ def separate(
     sys.exit(EXIT_FAILED if failed else EXIT_OK)
 
 
-def _check_collisions(inputs, components, out_dir, filename, fmt, save_model) -> None:
-    """Two inputs must not write the same file (song.wav and song.flac into {track}/...)."""
-    owner: dict[Path, Path] = {}
-    for path in inputs:
-        outputs, model_path = planned_outputs(path, components, out_dir, filename, fmt, save_model)
-        for target in outputs + ([model_path] if model_path else []):
-            resolved = target.resolve()
-            if resolved in owner:
-                raise ParameterError(
-                    f"{owner[resolved]} and {path} would both write {target}; use {{track}} in --filename"
-                )
-            owner[resolved] = path
+def _overview_path(out_dir: Path, filename: str) -> str:
+    """Where `separate --plot` draws: beside the components, one figure per track."""
+    folder = Path(filename).parent
+    name = "overview.png" if "{track}" in str(folder) else "{track}.overview.png"
+    return os.fspath(Path(out_dir) / folder / name)
 
 
-def _separate_one(
-    path, components, options, out_dir, filename, fmt, subtype, save_model, force, quiet, debug
-) -> bool:
-    """Separate one file, reporting progress, warnings and errors; True on success."""
-    show_progress = not quiet and sys.stderr.isatty()
+def _parse_size(ctx: click.Context, param: click.Parameter, value: str | None):
+    if value is None:
+        return None
+    try:
+        width, height = (float(part) for part in value.lower().split("x"))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not WIDTHxHEIGHT in inches, e.g. 12x8") from None
+    if not (0 < width <= 100 and 0 < height <= 100):
+        raise click.BadParameter(f"{value!r}: each side must be between 0 and 100 inches")
+    return width, height
+
+
+@main.command()
+@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Figure file; the format comes from the suffix: .png, .pdf or .svg.  [default: INPUT.png]",
+)
+@click.option(
+    "--what",
+    type=click.Choice(["overview", "components", "spectrogram", "bases", "activations"]),
+    default="overview",
+    show_default=True,
+    help="Which figure to draw.",
+)
+@click.option(
+    "--model",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Draw this saved model (from separate --save-model) of INPUT instead of refitting.",
+)
+@click.option(
+    "--spectrogram-only", is_flag=True, help="Only the input spectrogram (same as --what spectrogram)."
+)
+@click.option(
+    "--freq-scale",
+    type=click.Choice(["linear", "log", "mel"]),
+    default="log",
+    show_default=True,
+    help="Frequency axis.",
+)
+@click.option(
+    "--db-range",
+    type=click.FloatRange(min=0, min_open=True),
+    default=80.0,
+    show_default=True,
+    help="Dynamic range of the colour scale (dB below the peak).",
+)
+@click.option(
+    "--fmax",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Highest frequency shown (Hz).  [default: Nyquist]",
+)
+@click.option("--cmap", default="magma", show_default=True, help="Matplotlib colour map of the spectrograms.")
+@click.option("--dpi", type=click.IntRange(10, 1200), default=100, show_default=True, help="Pixels per inch.")
+@click.option(
+    "--size",
+    callback=_parse_size,
+    default=None,
+    help="Figure size in inches, WIDTHxHEIGHT (e.g. 12x8).  [default: depends on --what]",
+)
+@click.option("--title", default=None, help="Figure title.  [default: the input's file name]")
+@_nmf_options
+@click.option("-f", "--force", is_flag=True, help="Overwrite an existing figure.")
+@click.option("-q", "--quiet", is_flag=True, help="Print errors only.")
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+def plot(
+    input_path,
+    output,
+    what,
+    model,
+    spectrogram_only,
+    freq_scale,
+    db_range,
+    fmax,
+    cmap,
+    dpi,
+    size,
+    title,
+    force,
+    quiet,
+    debug,
+    **params,
+):
+    """Draw INPUT (audio, or a model .npz saved by separate) and its factorization.
+
+    \b
+      nmfsep plot song.wav -m 4 -o song.png             overview: spectrogram, H, U, model, objective
+      nmfsep plot song.wav --what components -o c.pdf   every component's masked spectrogram
+      nmfsep plot separated/song/model.npz -o m.svg     a saved model, no refit
+    """
+    from .plot import Style, figure_format
+
+    components, options = _pop_nmf_options(params)
+    if spectrogram_only:
+        what = "spectrogram"
+    if output is None:
+        output = Path(input_path.stem + ("" if what == "overview" else f".{what}") + ".png")
+    try:
+        Options(n_components=components, **options)
+        figure_format(output)
+        style = Style(
+            freq_scale=freq_scale, db_range=db_range, fmax=fmax, cmap=cmap, dpi=dpi, size=size, title=title
+        )
+        _check_cmap(cmap)
+        if model is not None and input_path.suffix.lower() == ".npz":
+            raise ParameterError("--model goes with an audio INPUT; to draw a model alone, give it as INPUT")
+    except ParameterError as exc:
+        raise click.UsageError(str(exc)) from None
+
+    def work(path, callback):
+        from .plot import draw, save_figure
+        from .separate import plot_data
+
+        started = time.perf_counter()
+        data = plot_data(
+            path,
+            n_components=components,
+            model=model,
+            spectrogram_only=what == "spectrogram",
+            callback=callback,
+            **options,
+        )
+        analysed = time.perf_counter()
+        if output.exists() and not force:
+            raise OutputError("output exists; use --force to overwrite", output)
+        save_figure(draw(data, what, style), output, dpi=dpi, overwrite=force)
+        return analysed - started, time.perf_counter() - analysed
+
+    def summary(path, result):
+        analysis, drawing = result
+        return f"{path}: {what} -> {output} (analysis {analysis:.1f} s, drawing {drawing:.1f} s)"
+
+    needs_fit = what != "spectrogram" and model is None and input_path.suffix.lower() != ".npz"
+    total = options["max_iter"] * options["n_init"] if needs_fit else 0
+    try:
+        ok = _guarded(input_path, work, summary, total, quiet, debug)
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    sys.exit(EXIT_OK if ok else EXIT_FAILED)
+
+
+def _check_cmap(name: str) -> None:
+    import matplotlib
+
+    if name not in matplotlib.colormaps:
+        raise ParameterError(f"--cmap {name!r} is not a matplotlib colour map (e.g. magma, viridis, gray_r)")
+
+
+def _guarded(path, work, summary, total: int, quiet: bool, debug: bool) -> bool:
+    """Run ``work(path, callback)`` with a progress bar, warnings and one-line errors; True on success."""
     bar = None
-    if show_progress:
-        total = options["max_iter"] * options["n_init"]
+    if total > 0 and not quiet and sys.stderr.isatty():
         bar = click.progressbar(
-            length=max(total, 1), label=f"{path.name}", file=sys.stderr, show_eta=True, show_percent=True
+            length=total, label=f"{path.name}", file=sys.stderr, show_eta=True, show_percent=True
         )
         bar.__enter__()
     callback = (lambda progress: bar.update(1)) if bar is not None else None
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            result = separate_file(
-                path,
-                components,
-                out_dir=out_dir,
-                filename=filename,
-                format=fmt,
-                subtype=subtype,
-                force=force,
-                save_model_to=save_model,
-                callback=callback,
-                **options,
-            )
+            result = work(path, callback)
     except NmfsepError as exc:
         _close(bar)
         if debug:
@@ -306,16 +468,23 @@ def _separate_one(
         for warning in caught:
             if not issubclass(warning.category, (DeprecationWarning, PendingDeprecationWarning)):
                 click.echo(f"Warning: {warning.message} ({path})", err=True)
-        separation = result.separation
-        state = "converged" if separation.converged else "max-iter reached"
-        folders = sorted({os.fspath(p.parent) for p in result.outputs})
-        where = folders[0] + os.sep if len(folders) == 1 else f"{len(folders)} folders"
-        click.echo(
-            f"{path}: {len(result.outputs)} components, {separation.n_iter} iterations ({state}), "
-            f"divergence {separation.objective[-1]:.4g}, {result.seconds:.1f} s -> {where}",
-            err=True,
-        )
+        click.echo(summary(path, result), err=True)
     return True
+
+
+def _check_collisions(inputs, components, out_dir, filename, fmt, save_model, plot_to=None) -> None:
+    """Two inputs must not write the same file (song.wav and song.flac into {track}/...)."""
+    owner: dict[Path, Path] = {}
+    for path in inputs:
+        outputs, model_path = planned_outputs(path, components, out_dir, filename, fmt, save_model)
+        plot_path = None if plot_to is None else Path(plot_to.replace("{track}", Path(path).stem))
+        for target in outputs + [p for p in (model_path, plot_path) if p is not None]:
+            resolved = target.resolve()
+            if resolved in owner:
+                raise ParameterError(
+                    f"{owner[resolved]} and {path} would both write {target}; use {{track}} in --filename"
+                )
+            owner[resolved] = path
 
 
 def _close(bar, done: bool = False) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from . import audio as audio_io
-from .errors import AudioError, NmfsepError, NmfsepWarning, OutputError, ParameterError
+from .errors import AudioError, ModelFileError, NmfsepError, NmfsepWarning, OutputError, ParameterError
 from .masks import iter_masks
 from .modelfile import Model, save_model
 from .nmf import Progress, beta_from_name, check_parameters, factorize
@@ -418,6 +418,131 @@ def output_paths(
     ]
 
 
+def _display_magnitude(X: np.ndarray) -> np.ndarray:
+    """Sum over channels of |X_c| [shape=(K, N)]: what the figures show."""
+    return _magnitude(X, 1.0)
+
+
+def _plot_data_from(separation: Separation, magnitude: np.ndarray | None, title: str):
+    from .plot import PlotData
+
+    stft_settings = separation.settings["stft"]
+    return PlotData(
+        sample_rate=separation.sample_rate,
+        n_fft=stft_settings["n_fft"],
+        hop_length=stft_settings["hop_length"],
+        spectrogram=magnitude,
+        bases=separation.bases,
+        activations=separation.activations,
+        names=separation.names,
+        objective=separation.objective,
+        mask_power=separation.settings.get("mask_power", DEFAULT_MASK_POWER),
+        title=title,
+    )
+
+
+def plot_data(
+    audio: np.ndarray | str | os.PathLike,
+    sample_rate: int | None = None,
+    n_components: int = 4,
+    *,
+    model: str | os.PathLike | Model | None = None,
+    spectrogram_only: bool = False,
+    title: str | None = None,
+    callback: Callable[[Progress], None] | None = None,
+    **options: Any,
+):
+    """What :mod:`nmfsep.plot` draws: from audio (factorized here), audio plus a saved model, or a model.
+
+    Parameters
+    ----------
+    audio : np.ndarray [shape=(C, T) or (T,)] or path
+        Audio samples or file. A path ending in ``.npz`` is a saved model, drawn without audio (the
+        model spectrogram HU stands in for the input).
+    sample_rate : int, optional
+        For array input.
+    n_components : int
+        Components of the factorization (ignored with a model).
+    model : path or Model, optional
+        Use this saved factorization of ``audio`` instead of factorizing (no refit). Its STFT settings
+        are used; a model that does not fit the audio is a ModelFileError.
+    spectrogram_only : bool
+        Only the input spectrogram (no factorization).
+    title : str, optional
+        Figure title; the file name by default.
+    callback : callable, optional
+    **options
+        Any keyword argument of :func:`separate`.
+
+    Returns
+    -------
+    nmfsep.plot.PlotData
+    """
+    from .modelfile import load_model
+
+    if isinstance(audio, (str, os.PathLike)) and Path(audio).suffix.lower() == ".npz":
+        saved = load_model(audio)
+        separation = _separation_from_model(saved, audio)
+        return _plot_data_from(separation, None, Path(audio).name if title is None else title)
+    try:
+        settings = Options(n_components=n_components, **options)
+    except TypeError as exc:
+        raise ParameterError(str(exc)) from None
+    if title is None:
+        title = Path(audio).name if isinstance(audio, (str, os.PathLike)) else ""
+    if model is not None:
+        where = None if isinstance(model, Model) else model
+        saved = model if isinstance(model, Model) else load_model(model)
+        separation = _separation_from_model(saved, where)
+        signal, rate = _resolve_audio(audio, sample_rate, settings.sr or saved.sample_rate)
+        magnitude = _display_magnitude(stft(signal, STFTSettings(**separation.settings["stft"])))
+        if magnitude.shape != (saved.bases.shape[0], saved.activations.shape[1]):
+            raise ModelFileError(
+                f"model does not fit the input: the model is {saved.bases.shape[0]} bins x "
+                f"{saved.activations.shape[1]} frames, the input {magnitude.shape[0]} x {magnitude.shape[1]}",
+                where,
+            )
+        return _plot_data_from(separation, magnitude, title)
+    signal, rate = _resolve_audio(audio, sample_rate, settings.sr)
+    if spectrogram_only:
+        from .plot import PlotData
+
+        stft_settings = settings.stft
+        return PlotData(
+            sample_rate=rate,
+            n_fft=stft_settings.n_fft,
+            hop_length=stft_settings.hop_length,
+            spectrogram=_display_magnitude(stft(signal, stft_settings)),
+            title=title,
+        )
+    X, separation = _factorize_signal(signal, rate, settings, callback)
+    return _plot_data_from(separation, _display_magnitude(X), title)
+
+
+def _separation_from_model(saved: Model, where) -> Separation:
+    """A Separation (no component signals) from a saved model, checking what the figures need."""
+    if saved.activations is None:
+        raise ModelFileError("model has no activations to draw", where)
+    stft_settings = saved.settings.get("stft") if isinstance(saved.settings, dict) else None
+    if not isinstance(stft_settings, dict) or "n_fft" not in stft_settings:
+        raise ModelFileError("model file has no STFT settings", where)
+    try:
+        STFTSettings(**stft_settings)
+    except (TypeError, ParameterError) as exc:
+        raise ModelFileError(f"model file has bad STFT settings: {exc}", where) from None
+    return Separation(
+        components=np.zeros((0,), dtype=np.float32),
+        names=saved.names,
+        sample_rate=saved.sample_rate,
+        bases=saved.bases,
+        activations=saved.activations,
+        objective=saved.objective,
+        n_iter=max(len(saved.objective) - 1, 0),
+        converged=False,
+        settings=saved.settings,
+    )
+
+
 def planned_outputs(
     path: str | os.PathLike,
     n_components: int,
@@ -453,6 +578,7 @@ def separate_file(
     subtype: str | None = None,
     force: bool = False,
     save_model_to: str | os.PathLike | None = None,
+    plot_to: str | os.PathLike | None = None,
     callback: Callable[[Progress], None] | None = None,
     **options: Any,
 ) -> FileResult:
@@ -480,6 +606,9 @@ def separate_file(
     save_model_to : path, optional
         Also write the model (bases, activations, settings, sample rate) as ``.npz``; ``{track}``
         in the path is replaced by the input's name.
+    plot_to : path, optional
+        Also draw the overview figure (:func:`nmfsep.plot.overview_figure`) to this file (png, pdf
+        or svg by suffix); ``{track}`` is replaced.
     callback : callable, optional
         Receives a :class:`nmfsep.nmf.Progress` after every NMF iteration.
     **options
@@ -506,7 +635,14 @@ def separate_file(
         outputs, model_path = planned_outputs(
             path, settings.n_components, out_dir, filename, format, save_model_to
         )
-        targets = outputs + ([model_path] if model_path else [])
+        plot_path = None if plot_to is None else Path(str(plot_to).replace("{track}", path.stem))
+        if plot_path is not None:
+            from .plot import figure_format
+
+            figure_format(plot_path)
+        targets = outputs + [p for p in (model_path, plot_path) if p is not None]
+        if len(set(targets)) != len(targets):
+            raise ParameterError("two outputs would have the same name")
         for target in targets:
             if target.is_dir():
                 raise OutputError("output path is a directory", target)
@@ -531,6 +667,11 @@ def separate_file(
             )
         if model_path is not None:
             save_model(model_path, separation.model(), overwrite=force)
+        if plot_path is not None:
+            from .plot import overview_figure, save_figure
+
+            figure = overview_figure(_plot_data_from(separation, _display_magnitude(X), path.name))
+            save_figure(figure, plot_path, overwrite=force)
     except NmfsepError as exc:
         if exc.path is None:
             exc.path = os.fspath(path)
