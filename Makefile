@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo test bench lint clean
+.PHONY: install demo test bench lint figures clean
 
 install: $(STAMP)
 
@@ -23,6 +23,10 @@ test: install
 # End-to-end speed and memory on a 3-minute 44.1 kHz stereo file built from a shipped sample.
 bench: install
 	$(BIN)/python benchmarks/end_to_end.py
+
+# The README's figure, drawn from the shipped sample (commit docs/overview.png after running it).
+figures: install
+	$(BIN)/nmfsep plot samples/hotcrossbuns_piano.wav -m 3 -o docs/overview.png --force
 
 lint: install
 	$(BIN)/ruff check nmfsep tests benchmarks

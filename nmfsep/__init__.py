@@ -5,6 +5,7 @@ Public API (the CLI is a thin shell over these)::
     separate(audio, sample_rate, n_components, ...) -> Separation     # arrays or a path in, signals out
     separate_file(path, n_components, out_dir=..., ...) -> FileResult  # what `nmfsep separate` runs
     factorize(Y, n_components, beta=..., ...) -> NMFResult             # the NMF engine alone
+    plot_data(audio, ...) -> PlotData; nmfsep.plot.draw(data, what, style)  # figures (matplotlib)
     load_audio / save_audio, STFTSettings / stft / istft, soft_masks, save_model / load_model
 
 Matrix convention: Y (K bins x N frames) ~ H (K x M bases) @ U (M x N activations).
@@ -17,10 +18,18 @@ from .errors import AudioError, ModelFileError, NmfsepError, NmfsepWarning, Outp
 from .masks import iter_masks, soft_masks
 from .modelfile import Model, load_model, save_model
 from .nmf import NMFResult, Progress, beta_divergence, factorize
-from .separate import FileResult, Options, Separation, separate, separate_file
+from .separate import FileResult, Options, Separation, plot_data, separate, separate_file
 from .spectrogram import STFTSettings, istft, stft
 
 __version__ = "0.1.0"
+
+
+def save_figure(figure, path, *, dpi: int = 100, overwrite: bool = False):
+    """Write a figure of :mod:`nmfsep.plot` atomically (png, pdf or svg by suffix); see ``plot.save_figure``."""
+    from .plot import save_figure as _save
+
+    return _save(figure, path, dpi=dpi, overwrite=overwrite)
+
 
 __all__ = [
     "Audio",
@@ -44,7 +53,9 @@ __all__ = [
     "iter_masks",
     "load_audio",
     "load_model",
+    "plot_data",
     "save_audio",
+    "save_figure",
     "save_model",
     "separate",
     "separate_file",

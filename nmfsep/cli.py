@@ -432,7 +432,10 @@ def plot(
 
 
 def _check_cmap(name: str) -> None:
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        raise click.ClickException("nmfsep plot needs matplotlib: pip install 'nmfsep[plot]'") from None
 
     if name not in matplotlib.colormaps:
         raise ParameterError(f"--cmap {name!r} is not a matplotlib colour map (e.g. magma, viridis, gray_r)")
