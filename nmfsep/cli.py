@@ -30,7 +30,6 @@ from .separate import (
     Options,
     check_template,
     planned_outputs,
-    separate_file,
 )
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -173,7 +172,7 @@ def _pop_nmf_options(params: dict) -> tuple[int, dict]:
 
 
 @main.command()
-@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=True))
+@click.argument("inputs", nargs=-1, type=click.Path(path_type=Path))
 @_nmf_options
 @click.option(
     "-o",
@@ -215,66 +214,202 @@ def _pop_nmf_options(params: dict) -> tuple[int, dict]:
     is_flag=True,
     help="Also draw the overview figure next to the components (overview.png).",
 )
+@click.option("-r", "--recursive", is_flag=True, help="Search folders in INPUTS recursively for audio files.")
+@click.option(
+    "--from-list",
+    "from_list",
+    type=click.File("r"),
+    default=None,
+    help="Read more input paths from this file, one per line ('-' for stdin; # comments).",
+)
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Files separated in parallel (worker processes, one BLAS thread each).",
+)
+@click.option(
+    "--scheduler",
+    default=None,
+    help="Run the files on this Dask distributed scheduler (e.g. tcp://head:8786); needs nmfsep[dask].",
+)
+@click.option(
+    "--skip-existing",
+    is_flag=True,
+    help="Skip inputs whose outputs all exist; redo those with only some (resume a stopped run).",
+)
+@click.option(
+    "--manifest",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Write a JSON record of every input (status, error, outputs, figures) to this file.",
+)
+@click.option("--json", "json_lines", is_flag=True, help="Print one JSON object per input to stdout.")
 @click.option("-f", "--force", is_flag=True, help="Overwrite existing outputs.")
 @click.option("-q", "--quiet", is_flag=True, help="Print errors only.")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
-def separate(inputs, out_dir, filename, fmt, subtype, save_model, plot, force, quiet, debug, **params):
-    """Separate INPUTS into M components, one audio file per component.
+def separate(
+    inputs,
+    out_dir,
+    filename,
+    fmt,
+    subtype,
+    save_model,
+    plot,
+    recursive,
+    from_list,
+    jobs,
+    scheduler,
+    skip_existing,
+    manifest,
+    json_lines,
+    force,
+    quiet,
+    debug,
+    **params,
+):
+    """Separate INPUTS (files or folders) into M components, one audio file per component.
 
     \b
     Components are ordered by spectral centroid, low to high, and sum back to the input:
       nmfsep separate song.wav -m 4   ->  separated/song/c1.wav ... c4.wav
+      nmfsep separate music/ -r -m 4 --jobs 2 --skip-existing --manifest run.json
+      find . -name '*.flac' | nmfsep separate --from-list - -m 4
+
+    Exit status: 0 all done (or skipped), 1 at least one input failed (the others are done), 2 usage
+    error (nothing started), 130/143 interrupted by SIGINT/SIGTERM (the manifest is still written).
     """
+    from . import batch
+
+    started = time.time()
     components, options = _pop_nmf_options(params)
     plot_to = _overview_path(out_dir, filename) if plot else None
     # Everything that can be checked without audio is checked before the first file (exit 2).
     try:
+        if force and skip_existing:
+            raise ParameterError("--force and --skip-existing contradict each other")
+        if debug and (jobs > 1 or scheduler):
+            raise ParameterError(
+                "--debug needs --jobs 1 and no --scheduler (tracebacks are printed in-process)"
+            )
         Options(n_components=components, **options)
         check_template(filename, components)
         output_subtype(fmt, subtype, None)
-        if save_model is not None and len(inputs) > 1 and "{track}" not in str(save_model):
+        lines = list(from_list) if from_list is not None else []
+        if not inputs and from_list is None:
+            raise ParameterError("no INPUTS given (files, folders or --from-list)")
+        paths = batch.collect_inputs(inputs, recursive=recursive, from_list=lines)
+        if save_model is not None and len(paths) > 1 and "{track}" not in str(save_model):
             raise ParameterError("--save-model needs {track} in its path when there are several inputs")
-        inputs = list(dict.fromkeys(inputs))  # the same path twice is one input
-        _check_collisions(inputs, components, out_dir, filename, fmt, save_model, plot_to)
+        _check_collisions(paths, components, out_dir, filename, fmt, save_model, plot_to)
     except ParameterError as exc:
         raise click.UsageError(str(exc)) from None
 
-    def work(path, callback):
-        return separate_file(
-            path,
-            components,
-            out_dir=out_dir,
-            filename=filename,
-            format=fmt,
-            subtype=subtype,
-            force=force,
-            save_model_to=save_model,
-            plot_to=plot_to,
-            callback=callback,
-            **options,
+    settings = {
+        "n_components": components,
+        "out_dir": out_dir,
+        "filename": filename,
+        "format": fmt,
+        "subtype": subtype,
+        "force": force,
+        "save_model_to": save_model,
+        "plot_to": plot_to,
+        **options,
+    }
+    tty = sys.stderr.isatty() and not quiet
+    per_iteration = tty and len(paths) == 1 and jobs == 1 and not scheduler
+    files_bar = None
+    if tty and not per_iteration:
+        files_bar = click.progressbar(
+            length=len(paths), label="files", file=sys.stderr, show_eta=True, show_pos=True
         )
+        files_bar.__enter__()
 
-    def summary(path, result):
-        separation = result.separation
-        state = "converged" if separation.converged else "max-iter reached"
-        folders = sorted({os.fspath(p.parent) for p in result.outputs})
-        where = folders[0] + os.sep if len(folders) == 1 else f"{len(folders)} folders"
-        return (
-            f"{path}: {len(result.outputs)} components, {separation.n_iter} iterations ({state}), "
-            f"divergence {separation.objective[-1]:.4g}, {result.seconds:.1f} s -> {where}"
+    def report(outcome):
+        lines = _outcome_lines(outcome, quiet, debug)
+        if files_bar is not None and lines:
+            click.echo("\r\033[K", nl=False, err=True)  # clear the bar's line before printing
+        for line in lines:
+            click.echo(line, err=True)
+        if json_lines:
+            click.echo(batch.json_line(outcome))
+        if files_bar is not None:
+            files_bar.update(1)
+
+    def progress_bar_for(path):
+        if not per_iteration:
+            return None
+        bar = click.progressbar(
+            length=max(options["max_iter"] * options["n_init"], 1),
+            label=path.name,
+            file=sys.stderr,
+            show_eta=True,
+            show_percent=True,
         )
+        bar.__enter__()
+        progress_bars.append(bar)
+        return lambda progress: bar.update(1)
 
-    total = options["max_iter"] * options["n_init"]
-    failed = 0
+    progress_bars: list = []
+
+    def on_outcome(outcome):
+        for bar in progress_bars:
+            _close(bar, done=outcome.status == "done")
+        progress_bars.clear()
+        report(outcome)
+
     try:
-        for path in inputs:
-            failed += not _guarded(path, work, summary, total, quiet, debug)
-    except KeyboardInterrupt:
-        click.echo("Interrupted.", err=True)
-        sys.exit(EXIT_INTERRUPTED)
-    if len(inputs) > 1 and not quiet:
-        click.echo(f"{len(inputs) - failed} done, {failed} failed", err=True)
-    sys.exit(EXIT_FAILED if failed else EXIT_OK)
+        outcomes, stopped = batch.run_batch(
+            paths,
+            settings,
+            jobs=jobs,
+            scheduler=scheduler,
+            skip_existing=skip_existing,
+            on_outcome=on_outcome,
+            callback_for=progress_bar_for,
+            debug=debug,
+        )
+    except NmfsepError as exc:  # the scheduler could not be reached: nothing was started
+        _close(files_bar)
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(EXIT_FAILED)
+    finally:
+        for bar in progress_bars:
+            _close(bar)
+    _close(files_bar)
+    if stopped is not None:
+        click.echo(f"Interrupted by {batch.signal.Signals(stopped).name}.", err=True)
+    counts = batch.summary_counts(outcomes)
+    if len(paths) > 1 and not quiet or stopped is not None:
+        click.echo(f"{counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed", err=True)
+    if manifest is not None:
+        try:
+            batch.write_manifest(manifest, outcomes, argv=sys.argv, started=started, stopped=stopped)
+        except NmfsepError as exc:
+            click.echo(f"Error: manifest not written: {exc}", err=True)
+            sys.exit(EXIT_FAILED if stopped is None else batch.exit_code(outcomes, stopped))
+    sys.exit(batch.exit_code(outcomes, stopped))
+
+
+def _outcome_lines(outcome, quiet: bool, debug: bool) -> list[str]:
+    """The stderr lines for one finished input."""
+    if outcome.status == "failed":
+        return [f"Error: {outcome.error}"]
+    if quiet:
+        return []
+    lines = [f"Warning: {message} ({outcome.input})" for message in outcome.warnings]
+    if outcome.status == "skipped":
+        lines.append(f"{outcome.input}: skipped, all outputs exist")
+    else:
+        folders = sorted({os.path.dirname(p) for p in outcome.outputs})
+        where = folders[0] + os.sep if len(folders) == 1 else f"{len(folders)} folders"
+        lines.append(
+            f"{outcome.input}: {outcome.components} components, {outcome.iterations} iterations, "
+            f"divergence {outcome.divergence:.4g}, {outcome.seconds:.1f} s -> {where}"
+        )
+    return lines
 
 
 def _overview_path(out_dir: Path, filename: str) -> str:

@@ -222,7 +222,7 @@ def test_one_bad_file_does_not_stop_the_others(song, tmp_path):
     result = run("separate", tmp_path / "missing.wav", song, "-o", tmp_path / "out", "-m", "2", *FAST)
     assert result.exit_code == 1
     assert (tmp_path / "out" / "song" / "c2.wav").exists()
-    assert "1 done, 1 failed" in result.stderr
+    assert "1 done, 0 skipped, 1 failed" in result.stderr
 
 
 def test_quiet_prints_only_errors(song, tmp_path):
