@@ -6,6 +6,7 @@ Internal layout everywhere in nmfsep: ``(channels, samples)`` float32. soundfile
 
 from __future__ import annotations
 
+import glob
 import io
 import os
 import tempfile
@@ -207,6 +208,9 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None], *, overw
         raise OutputError("output exists; use --force to overwrite", path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        # temporary files of this output left by a killed run (SIGKILL cannot clean up)
+        for stale in path.parent.glob(f".{glob.escape(path.name)}.*.part"):
+            stale.unlink(missing_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     except OSError as exc:
         raise OutputError(f"cannot write to folder: {exc.strerror or exc}", path.parent) from exc
