@@ -177,10 +177,21 @@ def _raise_interrupted(signum, frame):
     raise Interrupted(signum)
 
 
-def _worker_init() -> None:
-    """Worker processes: SIGINT is the parent's business; SIGTERM aborts cleanly (temp files removed)."""
+def _worker_init(parent: int) -> None:
+    """Worker processes: SIGINT is the parent's business; SIGTERM aborts cleanly (temp files removed).
+
+    On Linux a worker also gets SIGTERM when the parent dies, even by SIGKILL, so that no orphan
+    keeps writing while the user reruns the batch.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _raise_interrupted)
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM))
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        raise SystemExit(1)
 
 
 def _iter_in_process(inputs, settings, skip_existing, callback_for, debug) -> Iterator[Outcome]:
@@ -194,7 +205,10 @@ def _iter_processes(inputs, settings, skip_existing, jobs) -> Iterator[Outcome]:
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     executor = ProcessPoolExecutor(
-        max_workers=jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init
+        max_workers=jobs,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_worker_init,
+        initargs=(os.getpid(),),
     )
     pending = {executor.submit(process_file, path, settings, skip_existing) for path in inputs}
     try:
