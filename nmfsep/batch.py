@@ -177,14 +177,23 @@ def _raise_interrupted(signum, frame):
     raise Interrupted(signum)
 
 
-def _worker_init(parent: int) -> None:
-    """Worker processes: SIGINT is the parent's business; SIGTERM aborts cleanly (temp files removed).
+_WORKER_LIMITS = None  # keeps the worker's BLAS thread limit alive
+
+
+def _worker_init(parent: int, blas_threads: int) -> None:
+    """Worker processes: BLAS threads limited to their share of the cores; SIGINT is the parent's
+    business; SIGTERM aborts cleanly (temp files removed).
 
     On Linux a worker also gets SIGTERM when the parent dies, even by SIGKILL, so that no orphan
     keeps writing while the user reruns the batch.
     """
+    global _WORKER_LIMITS
+    from threadpoolctl import threadpool_limits
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _raise_interrupted)
+    # N workers x the machine's cores of BLAS threads each would oversubscribe the CPU
+    _WORKER_LIMITS = threadpool_limits(limits=blas_threads)
     if sys.platform.startswith("linux"):
         import ctypes
 
@@ -203,19 +212,26 @@ def _iter_processes(inputs, settings, skip_existing, jobs) -> Iterator[Outcome]:
     """Results in completion order from ``jobs`` worker processes (spawned: no inherited BLAS threads)."""
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
 
     executor = ProcessPoolExecutor(
         max_workers=jobs,
         mp_context=multiprocessing.get_context("spawn"),
         initializer=_worker_init,
-        initargs=(os.getpid(),),
+        initargs=(os.getpid(), max(1, (os.cpu_count() or 1) // jobs)),
     )
-    pending = {executor.submit(process_file, path, settings, skip_existing) for path in inputs}
+    paths = {executor.submit(process_file, path, settings, skip_existing): path for path in inputs}
+    pending = set(paths)
     try:
         while pending:
             finished, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in finished:
-                yield future.result()
+                try:
+                    yield future.result()
+                except BrokenProcessPool as exc:  # a worker was killed (out of memory, signal)
+                    yield Outcome(
+                        input=os.fspath(paths[future]), status=FAILED, error=f"worker process died: {exc}"
+                    )
     except BaseException:
         for future in pending:
             future.cancel()
