@@ -19,6 +19,7 @@ import numpy as np
 import soundfile as sf
 
 from .errors import AudioError, NmfsepWarning, OutputError, ParameterError
+from .interrupts import held
 
 #: Output formats: the ``--format`` value, which is also the file extension, to soundfile's name.
 FORMATS = {"wav": "WAV", "flac": "FLAC", "ogg": "OGG"}
@@ -211,10 +212,15 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None], *, overw
         # temporary files of this output left by a killed run (SIGKILL cannot clean up)
         for stale in path.parent.glob(f".{glob.escape(path.name)}.*.part"):
             stale.unlink(missing_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     except OSError as exc:
         raise OutputError(f"cannot write to folder: {exc.strerror or exc}", path.parent) from exc
+    tmp = None
     try:
+        with held():  # a SIGINT/SIGTERM inside mkstemp is raised once the name is known
+            try:
+                fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+            except OSError as exc:
+                raise OutputError(f"cannot write to folder: {exc.strerror or exc}", path.parent) from exc
         os.close(fd)
         write(tmp)
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give the usual permissions
@@ -228,7 +234,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None], *, overw
             finally:
                 os.unlink(tmp)
     except BaseException:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
         raise
     return path

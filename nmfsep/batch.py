@@ -24,6 +24,7 @@ from typing import Any
 
 from .audio import atomic_write
 from .errors import NmfsepError, ParameterError
+from .interrupts import Interrupted, raise_interrupted
 
 #: File extensions taken from folders (case-insensitive); files named explicitly are always tried.
 AUDIO_EXTENSIONS = frozenset(
@@ -33,14 +34,6 @@ AUDIO_EXTENSIONS = frozenset(
 DONE, SKIPPED, FAILED = "done", "skipped", "failed"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
-
-
-class Interrupted(BaseException):
-    """Raised in the main process (and in workers) when SIGINT or SIGTERM arrives."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
 
 
 @dataclass
@@ -173,10 +166,6 @@ def process_file(
     return outcome
 
 
-def _raise_interrupted(signum, frame):
-    raise Interrupted(signum)
-
-
 _WORKER_LIMITS = None  # keeps the worker's BLAS thread limit alive
 
 
@@ -191,7 +180,7 @@ def _worker_init(parent: int, blas_threads: int) -> None:
     from threadpoolctl import threadpool_limits
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, _raise_interrupted)
+    signal.signal(signal.SIGTERM, raise_interrupted)
     # N workers x the machine's cores of BLAS threads each would oversubscribe the CPU
     _WORKER_LIMITS = threadpool_limits(limits=blas_threads)
     if sys.platform.startswith("linux"):
@@ -208,6 +197,14 @@ def _iter_in_process(inputs, settings, skip_existing, callback_for, debug) -> It
         yield process_file(path, settings, skip_existing, callback_for(path), debug)
 
 
+def _worker_task(path, settings, skip_existing) -> Outcome:
+    """process_file in a worker; after SIGTERM (its temp files already removed) the worker exits."""
+    try:
+        return process_file(path, settings, skip_existing)
+    except Interrupted:
+        os._exit(128 + int(signal.SIGTERM))
+
+
 def _iter_processes(inputs, settings, skip_existing, jobs) -> Iterator[Outcome]:
     """Results in completion order from ``jobs`` worker processes (spawned: no inherited BLAS threads)."""
     import multiprocessing
@@ -220,7 +217,7 @@ def _iter_processes(inputs, settings, skip_existing, jobs) -> Iterator[Outcome]:
         initializer=_worker_init,
         initargs=(os.getpid(), max(1, (os.cpu_count() or 1) // jobs)),
     )
-    paths = {executor.submit(process_file, path, settings, skip_existing): path for path in inputs}
+    paths = {executor.submit(_worker_task, path, settings, skip_existing): path for path in inputs}
     pending = set(paths)
     try:
         while pending:
@@ -233,14 +230,21 @@ def _iter_processes(inputs, settings, skip_existing, jobs) -> Iterator[Outcome]:
                         input=os.fspath(paths[future]), status=FAILED, error=f"worker process died: {exc}"
                     )
     except BaseException:
+        # Stopped: nothing new starts; running files are aborted by SIGTERM (each worker removes its
+        # temporary files, then exits); a worker that does not exit within 10 s is killed.
         for future in pending:
             future.cancel()
-        for process in list(getattr(executor, "_processes", {}).values()):
+        processes = list(getattr(executor, "_processes", {}).values())
+        for process in processes:
             if process.is_alive():
-                process.terminate()  # SIGTERM: the worker aborts its file and removes its temp files
+                process.terminate()
+        for process in processes:
+            process.join(timeout=10)
+            if process.is_alive():
+                process.kill()
+        executor.shutdown(wait=False, cancel_futures=True)
         raise
-    finally:
-        executor.shutdown(wait=True, cancel_futures=True)
+    executor.shutdown(wait=True)
 
 
 def _iter_dask(inputs, settings, skip_existing, address) -> Iterator[Outcome]:
@@ -250,7 +254,7 @@ def _iter_dask(inputs, settings, skip_existing, address) -> Iterator[Outcome]:
     except ImportError:
         raise ParameterError("--scheduler needs dask.distributed: pip install 'nmfsep[dask]'") from None
     try:
-        client = Client(address, timeout="10s")
+        client = Client(address, timeout="5s")
     except (OSError, TimeoutError, ValueError) as exc:
         raise NmfsepError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
     try:
@@ -287,7 +291,7 @@ def run_batch(
     outcomes: dict[str, Outcome] = {}
     previous = {sig: signal.getsignal(sig) for sig in EXIT_SIGNAL}
     for sig in EXIT_SIGNAL:
-        signal.signal(sig, _raise_interrupted)
+        signal.signal(sig, raise_interrupted)
     stopped = None
     try:
         if scheduler:
