@@ -22,15 +22,15 @@ test: install
 
 # End-to-end speed and memory on a 3-minute 44.1 kHz stereo file built from a shipped sample.
 bench: install
-	$(BIN)/python benchmarks/end_to_end.py
+	$(BIN)/python bench/end_to_end.py
 
 # The README's figure, drawn from the shipped sample (commit docs/overview.png after running it).
 figures: install
 	$(BIN)/nmfsep plot samples/hotcrossbuns_piano.wav -m 3 -o docs/overview.png --force
 
 lint: install
-	$(BIN)/ruff check nmfsep tests benchmarks
-	$(BIN)/ruff format --check nmfsep tests benchmarks
+	$(BIN)/ruff check nmfsep tests bench
+	$(BIN)/ruff format --check nmfsep tests bench
 
 clean:
 	rm -rf $(VENV) separated .pytest_cache build *.egg-info

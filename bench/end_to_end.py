@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/end_to_end.py [--minutes 3] [--components 4] [--repeat 1] [-- extra nmfsep options]
+    python bench/end_to_end.py [--minutes 3] [--components 4] [--repeat 1] [-- extra nmfsep options]
 
 Builds the input from the shipped samples (piano on the left, speech + vibraphone on the right,
 resampled to 44.1 kHz and repeated to length), then runs the real command line in a subprocess and

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/batch_acceptance.py [--files 200] [--workdir DIR]
+    python bench/batch_acceptance.py [--files 200] [--workdir DIR]
 
 1. ``--jobs 1`` and ``--jobs 2`` over the folder with a manifest: exit codes, counts, wall times, and
    whether both runs wrote the same bytes.

@@ -2,8 +2,8 @@
 
 Usage::
 
-    python benchmarks/make_heldout.py DEV_DIR OUT_DIR
-    python benchmarks/dev_sdr.py OUT_DIR ...
+    python bench/make_heldout.py DEV_DIR OUT_DIR
+    python bench/dev_sdr.py OUT_DIR ...
 
 Each item's training clips are cut to a common length, brought to equal RMS (except the piano item,
 whose stems keep their played levels, as in the dev set), summed, and written as float WAV with the

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/dev_sdr.py DATA_DIR [--divergence kl] [--power 1] [--mask-power 2] ...
+    python bench/dev_sdr.py DATA_DIR [--divergence kl] [--power 1] [--mask-power 2] ...
 
 DATA_DIR holds ``index.json`` and one folder per item with ``mix.wav`` and ``sources/*.wav``
 (the layout of the project's dev set). Each item is separated with M = its number of sources;
