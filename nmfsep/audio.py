@@ -43,6 +43,7 @@ class Audio:
     samples: np.ndarray
     sample_rate: int
     subtype: str | None = None
+    native_rate: int | None = None  #: the file's own rate, before any resampling
 
     @property
     def n_channels(self) -> int:
@@ -92,10 +93,11 @@ def load(path: str | os.PathLike, *, sr: int | None = None) -> Audio:
         raise AudioError("audio is empty (0 samples)", path)
     if not np.all(np.isfinite(samples)):
         raise AudioError("audio contains NaN or infinite samples", path)
+    native = int(rate)
     if sr is not None and sr != rate:
         samples = resample(samples, rate, sr)
         rate = sr
-    return Audio(samples=samples, sample_rate=int(rate), subtype=subtype)
+    return Audio(samples=samples, sample_rate=int(rate), subtype=subtype, native_rate=native)
 
 
 def _load_fallback(path: Path, sf_error: Exception) -> tuple[np.ndarray, int]:

@@ -120,9 +120,19 @@ def process_file(
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             if skip_existing:
+                from .separate import load_sources, output_names, source_name
+
+                models, _ = load_sources(settings.get("sources", ()))
+                names = output_names(
+                    settings["n_components"],
+                    n_sources=settings.get("n_sources"),
+                    source_names=tuple(map(source_name, models)),
+                    free=settings.get("free", 0),
+                    rest_name=settings.get("rest_name", "rest"),
+                )
                 outputs, model_path = planned_outputs(
                     path,
-                    settings["n_components"],
+                    names,
                     settings.get("out_dir", "separated"),
                     settings.get("filename", "{track}/{component}.{ext}"),
                     settings.get("format", "wav"),

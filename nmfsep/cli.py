@@ -18,6 +18,7 @@ import click
 from . import __version__
 from .audio import FORMATS, output_subtype
 from .errors import NmfsepError, OutputError, ParameterError
+from .grouping import GROUPING_COMPONENTS_PER_SOURCE
 from .nmf.init import INITS
 from .separate import (
     DEFAULT_DIVERGENCE,
@@ -28,8 +29,12 @@ from .separate import (
     DEFAULT_TEMPLATE,
     DEFAULT_TOL,
     Options,
+    check_sources,
     check_template,
+    load_sources,
+    output_names,
     planned_outputs,
+    source_name,
 )
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -50,14 +55,18 @@ def _check_hop(ctx: click.Context, param: click.Parameter, value: int | None) ->
     return value
 
 
-def _nmf_options(command):
-    """The factorization options shared by `separate` and `plot`."""
+def _nmf_options(components: int = 4):
+    """The factorization options shared by `separate`, `plot` and `learn`."""
+    return lambda command: _apply_nmf_options(command, components)
+
+
+def _apply_nmf_options(command, components_default: int):
     decorators = [
         click.option(
             "-m",
             "--components",
             type=click.IntRange(min=1),
-            default=4,
+            default=components_default,
             show_default=True,
             help="Number of NMF components M.",
         ),
@@ -173,7 +182,7 @@ def _pop_nmf_options(params: dict) -> tuple[int, dict]:
 
 @main.command()
 @click.argument("inputs", nargs=-1, type=click.Path(path_type=Path))
-@_nmf_options
+@_nmf_options()
 @click.option(
     "-o",
     "--out",
@@ -248,6 +257,28 @@ def _pop_nmf_options(params: dict) -> tuple[int, dict]:
 )
 @click.option("--json", "json_lines", is_flag=True, help="Print one JSON object per input to stdout.")
 @click.option("-f", "--force", is_flag=True, help="Overwrite existing outputs.")
+@click.option(
+    "--source",
+    "sources",
+    multiple=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Supervised: a source model from `nmfsep learn` (repeat per source); outputs get its name.",
+)
+@click.option(
+    "--free",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Semi-supervised: components learned freely besides --source, collected into --rest-name.",
+)
+@click.option("--rest-name", default="rest", show_default=True, help="Output name of the --free components.")
+@click.option(
+    "--sources",
+    "n_sources",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Blind: group the components into this many sources s1..sJ  [-m default: 4 per source].",
+)
 @click.option("-q", "--quiet", is_flag=True, help="Print errors only.")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 def separate(
@@ -266,6 +297,10 @@ def separate(
     manifest,
     json_lines,
     force,
+    sources,
+    free,
+    rest_name,
+    n_sources,
     quiet,
     debug,
     **params,
@@ -277,6 +312,8 @@ def separate(
       nmfsep separate song.wav -m 4   ->  separated/song/c1.wav ... c4.wav
       nmfsep separate music/ -r -m 4 --jobs 2 --skip-existing --manifest run.json
       find . -name '*.flac' | nmfsep separate --from-list - -m 4
+      nmfsep separate mix.wav --source voice.npz --source piano.npz   ->  voice.wav, piano.wav
+      nmfsep separate mix.wav --sources 2                             ->  s1.wav, s2.wav
 
     Exit status: 0 all done (or skipped), 1 at least one input failed (the others are done), 2 usage
     error (nothing started), 130/143 interrupted by SIGINT/SIGTERM (the manifest is still written).
@@ -285,6 +322,9 @@ def separate(
 
     started = time.time()
     components, options = _pop_nmf_options(params)
+    if n_sources is not None and _defaulted("components"):
+        components = GROUPING_COMPONENTS_PER_SOURCE * n_sources
+    options.update(n_sources=n_sources, free=free, rest_name=rest_name)
     plot_to = _overview_path(out_dir, filename) if plot else None
     # Everything that can be checked without audio is checked before the first file (exit 2).
     try:
@@ -294,8 +334,25 @@ def separate(
             raise ParameterError(
                 "--debug needs --jobs 1 and no --scheduler (tracebacks are printed in-process)"
             )
-        Options(n_components=components, **options)
-        check_template(filename, components)
+        settings_check = Options(n_components=components, **options)
+        if sources and n_sources is not None:
+            raise ParameterError("--source (supervised) and --sources (blind) do not go together")
+        if free and not sources:
+            raise ParameterError("--free adds components to --source models; without them use -m")
+        try:
+            models, model_paths = load_sources(sources)
+            check_sources(models, settings_check, model_paths)
+        except NmfsepError as exc:  # a bad model file is a processing error: exit 1, nothing started
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(EXIT_FAILED)
+        names = output_names(
+            components,
+            n_sources=n_sources,
+            source_names=tuple(map(source_name, models)),
+            free=free,
+            rest_name=rest_name,
+        )
+        check_template(filename, len(names))
         output_subtype(fmt, subtype, None)
         lines = list(from_list) if from_list is not None else []
         if not inputs and from_list is None:
@@ -303,7 +360,7 @@ def separate(
         paths = batch.collect_inputs(inputs, recursive=recursive, from_list=lines)
         if save_model is not None and len(paths) > 1 and "{track}" not in str(save_model):
             raise ParameterError("--save-model needs {track} in its path when there are several inputs")
-        _check_collisions(paths, components, out_dir, filename, fmt, save_model, plot_to)
+        _check_collisions(paths, names, out_dir, filename, fmt, save_model, plot_to)
     except ParameterError as exc:
         raise click.UsageError(str(exc)) from None
 
@@ -316,6 +373,7 @@ def separate(
         "force": force,
         "save_model_to": save_model,
         "plot_to": plot_to,
+        "sources": tuple(sources),
         **options,
     }
     tty = sys.stderr.isatty() and not quiet
@@ -485,7 +543,7 @@ def _parse_size(ctx: click.Context, param: click.Parameter, value: str | None):
     help="Figure size in inches, WIDTHxHEIGHT (e.g. 12x8).  [default: depends on --what]",
 )
 @click.option("--title", default=None, help="Figure title.  [default: the input's file name]")
-@_nmf_options
+@_nmf_options()
 @click.option("-f", "--force", is_flag=True, help="Overwrite an existing figure.")
 @click.option("-q", "--quiet", is_flag=True, help="Print errors only.")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
@@ -566,6 +624,122 @@ def plot(
     sys.exit(EXIT_OK if ok else EXIT_FAILED)
 
 
+@main.command()
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Model file (.npz).  [default: NAME.npz]",
+)
+@click.option(
+    "--name", default=None, help="The source's name (its output file name).  [default: first file's name]"
+)
+@_nmf_options(components=16)
+@click.option("-f", "--force", is_flag=True, help="Overwrite an existing model file.")
+@click.option("-q", "--quiet", is_flag=True, help="Print errors only.")
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+def learn(inputs, output, name, force, quiet, debug, **params):
+    """Learn the bases of one source from clean examples (INPUTS are concatenated in time).
+
+    \b
+      nmfsep learn voice_a.wav voice_b.wav -m 16 --name voice -o voice.npz
+      nmfsep separate mix.wav --source voice.npz --source piano.npz
+    Use the same --n-fft, --hop, --power and divergence as the separation.
+    """
+    from .modelfile import save_model
+    from .separate import learn as learn_model
+
+    components, options = _pop_nmf_options(params)
+    name = name or inputs[0].stem
+    output = output or Path(f"{name}.npz")
+    try:
+        Options(n_components=components, **options)
+        if output.suffix.lower() != ".npz":
+            raise ParameterError(f"the model file must end in .npz, not {output.name!r}")
+    except ParameterError as exc:
+        raise click.UsageError(str(exc)) from None
+
+    def work(path, callback):
+        if output.exists() and not force:
+            raise OutputError("output exists; use --force to overwrite", output)
+        model = learn_model(inputs, components, name=name, callback=callback, **options)
+        save_model(output, model, overwrite=force)
+        return model
+
+    def summary(path, model):
+        return (
+            f"{name}: {model.bases.shape[1]} bases from {len(inputs)} file(s), "
+            f"{model.settings['training_frames']} frames, divergence {model.objective[-1]:.4g} -> {output}"
+        )
+
+    total = options["max_iter"] * options["n_init"]
+    try:
+        ok = _guarded(inputs[0], work, summary, total, quiet, debug)
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    sys.exit(EXIT_OK if ok else EXIT_FAILED)
+
+
+@main.command(name="eval")
+@click.option(
+    "--reference",
+    "references",
+    multiple=True,
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Reference file or folder (repeatable).",
+)
+@click.option(
+    "--estimate",
+    "estimates",
+    multiple=True,
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Estimate file or folder (repeatable).",
+)
+@click.option(
+    "--permute", is_flag=True, help="Match estimates to references by the best permutation, not by name."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+def evaluate_command(references, estimates, permute, as_json, debug):
+    """SDR / SIR / SAR of estimates against references (mir_eval bss_eval).
+
+    \b
+      nmfsep eval --reference refs/ --estimate separated/mix/
+      nmfsep eval --reference refs/ --estimate separated/mix/ --permute --json
+    """
+    import json as json_module
+
+    from .evaluate import evaluate
+
+    try:
+        scores = evaluate(list(references), list(estimates), permute=permute)
+    except ParameterError as exc:
+        raise click.UsageError(str(exc)) from None
+    except NmfsepError as exc:
+        if debug:
+            traceback.print_exc()
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(EXIT_FAILED)
+    report = scores.as_dict()
+    if as_json:
+        click.echo(json_module.dumps(report))
+        return
+    width = max(len(row["reference"]) for row in report["sources"] + [{"reference": "mean"}])
+    click.echo(f"{'source':{width}}  {'estimate':16}  {'SDR':>7}  {'SIR':>7}  {'SAR':>7}")
+    for row in report["sources"]:
+        click.echo(
+            f"{row['reference']:{width}}  {row['estimate']:16}  {row['sdr']:7.2f}  {row['sir']:7.2f}  "
+            f"{row['sar']:7.2f}"
+        )
+    mean = report["mean"]
+    click.echo(f"{'mean':{width}}  {'':16}  {mean['sdr']:7.2f}  {mean['sir']:7.2f}  {mean['sar']:7.2f}")
+
+
 def _check_cmap(name: str) -> None:
     try:
         import matplotlib
@@ -608,6 +782,12 @@ def _guarded(path, work, summary, total: int, quiet: bool, debug: bool) -> bool:
                 click.echo(f"Warning: {warning.message} ({path})", err=True)
         click.echo(summary(path, result), err=True)
     return True
+
+
+def _defaulted(name: str) -> bool:
+    """True when the option was not given on the command line."""
+    source = click.get_current_context().get_parameter_source(name)
+    return source in (None, click.core.ParameterSource.DEFAULT)
 
 
 def _check_collisions(inputs, components, out_dir, filename, fmt, save_model, plot_to=None) -> None:

@@ -78,3 +78,34 @@ def soft_masks(bases: np.ndarray, activations: np.ndarray, power: float = 1.0) -
     masks : np.ndarray [shape=(M, K, N)], values in [0, 1], summing to 1 over M
     """
     return np.stack([mask.copy() for mask in iter_masks(bases, activations, power)])
+
+
+def iter_group_masks(
+    bases: np.ndarray, activations: np.ndarray, groups: list[list[int]], power: float = 1.0
+) -> Iterator[np.ndarray]:
+    """Yield one mask per group of components: the sum of its components' masks.
+
+    ``groups`` must partition the components (every index exactly once), so the group masks also
+    lie in [0, 1] and sum to 1 in every bin. Bins that no component explains are split equally
+    between the components, so a group gets ``len(group) / M`` there.
+
+    Yields
+    ------
+    mask : np.ndarray [shape=(K, N)]
+    """
+    H, U = _powered_factors(bases, activations, power)
+    M = H.shape[1]
+    flat = sorted(index for group in groups for index in group)
+    if flat != list(range(M)):
+        raise ParameterError(f"groups {groups} must use every one of the {M} components exactly once")
+    total = H @ U
+    empty = np.flatnonzero(total <= np.finfo(total.dtype).tiny)
+    np.maximum(total, np.finfo(total.dtype).tiny, out=total)
+    np.reciprocal(total, out=total)
+    mask = np.empty_like(total)
+    for group in groups:
+        np.matmul(H[:, group], U[group], out=mask)
+        mask *= total
+        np.minimum(mask, 1.0, out=mask)
+        mask.reshape(-1)[empty] = len(group) / M
+        yield mask

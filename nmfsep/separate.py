@@ -20,7 +20,7 @@ from threadpoolctl import threadpool_limits
 
 from . import audio as audio_io
 from .errors import AudioError, ModelFileError, NmfsepError, NmfsepWarning, OutputError, ParameterError
-from .masks import iter_masks
+from .masks import iter_group_masks
 from .modelfile import Model, save_model
 from .nmf import Progress, beta_from_name, check_parameters, factorize
 from .spectrogram import STFTSettings, istft, stft
@@ -70,6 +70,21 @@ class Separation:
     n_iter: int
     converged: bool
     settings: dict[str, Any] = field(default_factory=dict)
+    groups: tuple[tuple[int, ...], ...] = ()
+
+    @property
+    def component_groups(self) -> tuple[tuple[int, ...], ...]:
+        """Components of each output (one group per name); one component each by default."""
+        return self.groups or tuple((j,) for j in range(self.bases.shape[1]))
+
+    @property
+    def component_names(self) -> tuple[str, ...]:
+        """The output name of every component (the name of its group)."""
+        names = [""] * self.bases.shape[1]
+        for name, group in zip(self.names, self.component_groups, strict=True):
+            for j in group:
+                names[j] = name
+        return tuple(names)
 
     def as_dict(self) -> dict[str, np.ndarray]:
         """``{name: signal [shape=(C, T)]}`` for every component."""
@@ -78,7 +93,12 @@ class Separation:
     def model(self) -> Model:
         """The factorization as a :class:`nmfsep.modelfile.Model` (for ``save_model``)."""
         return Model(
-            self.bases, self.activations, self.names, self.sample_rate, self.settings, self.objective
+            self.bases,
+            self.activations,
+            self.component_names,
+            self.sample_rate,
+            self.settings,
+            self.objective,
         )
 
 
@@ -120,6 +140,9 @@ class Options:
     seed: int | None = 0
     sparsity: float = 0.0
     sr: int | None = None
+    n_sources: int | None = None
+    free: int = 0
+    rest_name: str = "rest"
 
     def __post_init__(self) -> None:
         n = self.n_components
@@ -135,6 +158,14 @@ class Options:
             raise ParameterError(f"seed={self.seed!r} must be an integer >= 0")
         if self.sr is not None and (int(self.sr) != self.sr or self.sr <= 0):
             raise ParameterError(f"sr={self.sr!r} must be a positive integer")
+        if self.n_sources is not None and not 1 <= self.n_sources <= self.n_components:
+            raise ParameterError(
+                f"n_sources={self.n_sources!r} must be between 1 and n_components={self.n_components}"
+            )
+        if isinstance(self.free, bool) or int(self.free) != self.free or self.free < 0:
+            raise ParameterError(f"free={self.free!r} must be an integer >= 0")
+        if not self.rest_name or "/" in self.rest_name:
+            raise ParameterError(f"rest_name={self.rest_name!r} must be a non-empty file name")
         self.stft  # noqa: B018 -- validates the STFT settings
         check_parameters(self.n_components, **{k: v for k, v in self.nmf_kwargs().items() if k != "seed"})
 
@@ -205,19 +236,48 @@ def _factorize_signal(
     sample_rate: int,
     options: Options,
     callback: Callable[[Progress], None] | None,
+    sources: tuple[Model, ...] = (),
 ) -> tuple[np.ndarray, Separation]:
-    """STFT and NMF of a (C, T) signal; returns X and a Separation without component signals."""
+    """STFT and NMF of a (C, T) signal; returns X and a Separation without component signals.
+
+    Three routes: blind components (named c1..cM, or grouped into ``options.n_sources`` sources
+    s1..sJ), or supervised with the learned ``sources`` held fixed (plus ``options.free`` free
+    components collected into ``options.rest_name``).
+    """
     stft_settings = options.stft
     X = stft(signal, stft_settings)
     if not np.any(signal):
         warnings.warn("audio is silent: every component will be silence", NmfsepWarning, stacklevel=3)
     Y = _magnitude(X, options.power)
+    fixed = np.concatenate([model.bases for model in sources], axis=1) if sources else None
+    n_free = options.free if sources else options.n_components
     # One BLAS thread: OpenBLAS results change in the last bits with its thread count, and outputs
     # must be bit-identical whatever the machine or --jobs (measured cost: 8% on a 3-minute file).
     with threadpool_limits(limits=1, user_api="blas"):
-        result = factorize(Y, options.n_components, **options.nmf_kwargs(), callback=callback)
+        result = factorize(Y, n_free, fixed_bases=fixed, **options.nmf_kwargs(), callback=callback)
     del Y
-    order = _centroid_order(result.bases)
+    bases, activations = result.bases, result.activations
+    if sources:
+        bounds = np.cumsum([0] + [model.bases.shape[1] for model in sources] + [n_free])
+        groups = [tuple(range(bounds[i], bounds[i + 1])) for i in range(len(bounds) - 1)]
+        names = [source_name(model) for model in sources]
+        if n_free:
+            names.append(options.rest_name)
+        else:
+            groups.pop()
+    else:
+        order = _centroid_order(bases)
+        bases, activations = bases[:, order], activations[order]
+        if options.n_sources is not None:
+            from .grouping import group_components
+
+            groups = [tuple(g) for g in group_components(bases, activations, options.n_sources)]
+            # sources named s1..sJ by the mean spectral centroid of their components, low to high
+            groups.sort(key=lambda group: float(np.mean(group)))
+            names = [f"s{j + 1}" for j in range(len(groups))]
+        else:
+            groups = [(j,) for j in range(bases.shape[1])]
+            names = [f"c{j + 1}" for j in range(bases.shape[1])]
     settings = {
         "stft": stft_settings.as_dict(),
         "power": float(options.power),
@@ -226,19 +286,56 @@ def _factorize_signal(
         "n_channels": int(signal.shape[0]),
         "n_samples": int(signal.shape[1]),
         "nmf": result.settings,
+        "groups": [list(group) for group in groups],
     }
     separation = Separation(
         components=np.zeros((0,), dtype=np.float32),
-        names=tuple(f"c{j + 1}" for j in range(result.n_components)),
+        names=tuple(names),
         sample_rate=int(sample_rate),
-        bases=np.ascontiguousarray(result.bases[:, order]),
-        activations=np.ascontiguousarray(result.activations[order]),
+        bases=np.ascontiguousarray(bases),
+        activations=np.ascontiguousarray(activations),
         objective=result.objective,
         n_iter=result.n_iter,
         converged=result.converged,
         settings=settings,
+        groups=tuple(tuple(int(j) for j in group) for group in groups),
     )
     return X, separation
+
+
+def source_name(model: Model) -> str:
+    """The source name of a learned model (``nmfsep learn --name``)."""
+    return str(model.settings.get("name") or (model.names[0] if model.names else "source"))
+
+
+def check_sources(sources: tuple[Model, ...], options: Options, paths: tuple = ()) -> None:
+    """Learned models must share this run's STFT, spectrogram power and divergence, and have distinct names.
+
+    Raises
+    ------
+    ModelFileError
+        Naming the model file and both settings.
+    """
+    wanted = {"stft": options.stft.as_dict(), "power": float(options.power), "beta": options.resolved_beta}
+    seen: dict[str, int] = {}
+    for index, model in enumerate(sources):
+        where = paths[index] if index < len(paths) else None
+        learned = {
+            "stft": model.settings.get("stft"),
+            "power": model.settings.get("power"),
+            "beta": (model.settings.get("nmf") or {}).get("beta"),
+        }
+        for key, value in wanted.items():
+            if learned[key] != value:
+                raise ModelFileError(
+                    f"model was learned with {key}={learned[key]}, this run uses {key}={value}: "
+                    "use the same settings (--n-fft, --hop, --power, -d/--beta) as nmfsep learn",
+                    where,
+                )
+        name = source_name(model)
+        if name in seen or (options.free and name == options.rest_name):
+            raise ModelFileError(f"two sources are named {name!r}: use nmfsep learn --name", where)
+        seen[name] = index
 
 
 def _iter_components(
@@ -247,7 +344,10 @@ def _iter_components(
     """Yield each component's (C, T) signal: its mask applied to every channel of X, inverted."""
     length = separation.settings["n_samples"]
     masked = np.empty_like(X)
-    for mask in iter_masks(separation.bases, separation.activations, separation.settings["mask_power"]):
+    groups = [list(group) for group in separation.component_groups]
+    for mask in iter_group_masks(
+        separation.bases, separation.activations, groups, separation.settings["mask_power"]
+    ):
         np.multiply(X, mask, out=masked)
         yield istft(masked, stft_settings, length)
 
@@ -277,6 +377,10 @@ def separate(
     seed: int | None = 0,
     sparsity: float = 0.0,
     sr: int | None = None,
+    n_sources: int | None = None,
+    sources: tuple = (),
+    free: int = 0,
+    rest_name: str = "rest",
     callback: Callable[[Progress], None] | None = None,
 ) -> Separation:
     """Separate audio into ``n_components`` NMF components.
@@ -321,13 +425,24 @@ def separate(
         l1 penalty on the activations (bases have unit l2 norm).
     sr : int, optional
         Resample to this rate first.
+    n_sources : int, optional
+        Blind grouping: factorize with ``n_components`` and group the components into this many
+        sources (named s1..sJ) with :func:`nmfsep.grouping.group_components`.
+    sources : sequence of path or Model
+        Supervised: bases learned by ``nmfsep learn`` (one model per source) are held fixed and only
+        their activations are fitted; outputs are named after the sources. ``n_components`` is then
+        unused; the audio is resampled to the models' rate.
+    free : int >= 0
+        Semi-supervised: with ``sources``, this many components are learned freely and collected into
+        ``rest_name``.
+    rest_name : str
     callback : callable, optional
         Receives a :class:`nmfsep.nmf.Progress` after every NMF iteration.
 
     Returns
     -------
     Separation
-        ``components`` [shape=(M, C, T)] named ``c1..cM`` (low to high spectral centroid), the model
+        ``components`` [shape=(S, C, T)] named ``c1..cM``, ``s1..sJ`` or after the sources (low to high spectral centroid), the model
         (bases, activations, objective history) and the settings used.
 
     Raises
@@ -359,9 +474,15 @@ def separate(
         seed=seed,
         sparsity=sparsity,
         sr=sr,
+        n_sources=n_sources,
+        free=free,
+        rest_name=rest_name,
     )
-    signal, sample_rate = _resolve_audio(audio, sample_rate, options.sr)
-    X, separation = _factorize_signal(signal, sample_rate, options, callback)
+    models, model_paths = load_sources(sources)
+    check_sources(models, options, model_paths)
+    target = _target_rate(options, models)
+    signal, sample_rate = _resolve_audio(audio, sample_rate, target)
+    X, separation = _factorize_signal(signal, sample_rate, options, callback, models)
     components = np.stack(list(_iter_components(X, separation, options.stft)))
     return _with_components(separation, components)
 
@@ -547,9 +668,53 @@ def _separation_from_model(saved: Model, where) -> Separation:
     )
 
 
+def output_names(
+    n_components: int,
+    *,
+    n_sources: int | None = None,
+    source_names: tuple[str, ...] = (),
+    free: int = 0,
+    rest_name: str = "rest",
+) -> list[str]:
+    """Names of the outputs: learned source names (+ rest), s1..sJ (blind grouping), or c1..cM."""
+    if source_names:
+        return list(source_names) + ([rest_name] if free else [])
+    if n_sources is not None:
+        return [f"s{j + 1}" for j in range(n_sources)]
+    return [f"c{j + 1}" for j in range(n_components)]
+
+
+def load_sources(sources) -> tuple[tuple[Model, ...], tuple]:
+    """Learned source models from paths (or Model objects); returns the models and their paths."""
+    from .modelfile import load_model
+
+    models, paths = [], []
+    for source in sources or ():
+        if isinstance(source, Model):
+            models.append(source)
+            paths.append(None)
+        else:
+            models.append(load_model(source))
+            paths.append(os.fspath(source))
+    return tuple(models), tuple(paths)
+
+
+def _target_rate(options: Options, models: tuple[Model, ...]) -> int | None:
+    """The sample rate to analyse at: --sr, or the learned models' rate (input resampled to it)."""
+    rates = {model.sample_rate for model in models}
+    if len(rates) > 1:
+        raise ModelFileError(f"the source models were learned at different sample rates {sorted(rates)}")
+    if rates:
+        (rate,) = rates
+        if options.sr is not None and options.sr != rate:
+            raise ParameterError(f"--sr {options.sr} differs from the models' sample rate {rate}")
+        return rate
+    return options.sr
+
+
 def planned_outputs(
     path: str | os.PathLike,
-    n_components: int,
+    n_components: int | list[str],
     out_dir: str | os.PathLike = "separated",
     filename: str = DEFAULT_TEMPLATE,
     format: str = "wav",
@@ -563,7 +728,7 @@ def planned_outputs(
         Bad template, or two of the outputs share a name.
     """
     track = Path(path).stem
-    names = [f"c{j + 1}" for j in range(n_components)]
+    names = output_names(n_components) if isinstance(n_components, int) else list(n_components)
     outputs = output_paths(filename, out_dir, track, names, format)
     model_path = None if save_model_to is None else Path(str(save_model_to).replace("{track}", track))
     targets = outputs + ([model_path] if model_path else [])
@@ -583,6 +748,7 @@ def separate_file(
     force: bool = False,
     save_model_to: str | os.PathLike | None = None,
     plot_to: str | os.PathLike | None = None,
+    sources: tuple = (),
     callback: Callable[[Progress], None] | None = None,
     **options: Any,
 ) -> FileResult:
@@ -636,9 +802,16 @@ def separate_file(
         except TypeError as exc:
             raise ParameterError(str(exc)) from None
         audio_io.output_subtype(format, subtype, None)  # validates format and subtype early
-        outputs, model_path = planned_outputs(
-            path, settings.n_components, out_dir, filename, format, save_model_to
+        models, model_paths = load_sources(sources)
+        check_sources(models, settings, model_paths)
+        names = output_names(
+            settings.n_components,
+            n_sources=settings.n_sources,
+            source_names=tuple(map(source_name, models)),
+            free=settings.free,
+            rest_name=settings.rest_name,
         )
+        outputs, model_path = planned_outputs(path, names, out_dir, filename, format, save_model_to)
         plot_path = None if plot_to is None else Path(str(plot_to).replace("{track}", path.stem))
         if plot_path is not None:
             from .plot import figure_format
@@ -652,7 +825,13 @@ def separate_file(
                 raise OutputError("output path is a directory", target)
             if target.exists() and not force:
                 raise OutputError("output exists; use --force to overwrite", target)
-        loaded = audio_io.load(path, sr=settings.sr)
+        loaded = audio_io.load(path, sr=_target_rate(settings, models))
+        if models and loaded.native_rate != loaded.sample_rate:
+            warnings.warn(
+                f"resampled from {loaded.native_rate} to {loaded.sample_rate} Hz, the rate of the source models",
+                NmfsepWarning,
+                stacklevel=2,
+            )
         out_subtype = audio_io.output_subtype(format, subtype, loaded.subtype)
         try:
             audio_io.check_writable(format, out_subtype, loaded.n_channels, loaded.sample_rate)
@@ -662,7 +841,7 @@ def separate_file(
             # the input's subtype does not suit this rate or channel count: use the format's default
             out_subtype = audio_io.output_subtype(format, None, None)
             audio_io.check_writable(format, out_subtype, loaded.n_channels, loaded.sample_rate)
-        X, separation = _factorize_signal(loaded.samples, loaded.sample_rate, settings, callback)
+        X, separation = _factorize_signal(loaded.samples, loaded.sample_rate, settings, callback, models)
         del loaded
         components = _iter_components(X, separation, settings.stft)
         for target, signal in zip(outputs, components, strict=True):
@@ -686,4 +865,82 @@ def separate_file(
         separation=separation,
         seconds=time.perf_counter() - started,
         model_path=model_path,
+    )
+
+
+def learn(
+    audio_files,
+    n_components: int = 16,
+    *,
+    name: str | None = None,
+    callback: Callable[[Progress], None] | None = None,
+    **options: Any,
+) -> Model:
+    """Learn the spectral bases of one source from clean examples (``nmfsep learn``).
+
+    The files' spectrograms (channels summed, as in :func:`separate`) are concatenated in time and
+    factorized; the bases, the name and every setting go into a :class:`Model` for
+    ``separate(..., sources=[model])``. Files at another sample rate than the first (or ``sr``) are
+    resampled to it.
+
+    Parameters
+    ----------
+    audio_files : sequence of path
+    n_components : int >= 1
+        Bases learned for this source.
+    name : str, optional
+        The source's name (the output file name in supervised separation); the first file's stem
+        by default.
+    callback : callable, optional
+    **options
+        The STFT and NMF keyword arguments of :func:`separate` (``divergence``, ``n_fft``, ``power``...).
+
+    Returns
+    -------
+    Model
+        ``activations`` is None; ``settings["kind"] == "source"``.
+    """
+    paths = [Path(p) for p in audio_files]
+    if not paths:
+        raise ParameterError("learn needs at least one audio file")
+    try:
+        settings = Options(n_components=n_components, **options)
+    except TypeError as exc:
+        raise ParameterError(str(exc)) from None
+    name = name or paths[0].stem
+    if not name or "/" in name or name.startswith("."):
+        raise ParameterError(f"name={name!r} must be a plain file name")
+    rate = settings.sr
+    spectra = []
+    for path in paths:
+        try:
+            loaded = audio_io.load(path, sr=rate)
+            rate = loaded.sample_rate
+            spectra.append(_magnitude(stft(loaded.samples, settings.stft), settings.power))
+        except NmfsepError as exc:
+            if exc.path is None:
+                exc.path = os.fspath(path)
+            raise
+    Y = np.concatenate(spectra, axis=1)
+    del spectra
+    with threadpool_limits(limits=1, user_api="blas"):
+        result = factorize(Y, settings.n_components, **settings.nmf_kwargs(), callback=callback)
+    order = _centroid_order(result.bases)
+    model_settings = {
+        "kind": "source",
+        "name": name,
+        "stft": settings.stft.as_dict(),
+        "power": float(settings.power),
+        "sample_rate": int(rate),
+        "nmf": result.settings,
+        "training": [p.name for p in paths],
+        "training_frames": int(Y.shape[1]),
+    }
+    return Model(
+        bases=np.ascontiguousarray(result.bases[:, order]),
+        activations=None,
+        names=(name,) * settings.n_components,
+        sample_rate=int(rate),
+        settings=model_settings,
+        objective=result.objective,
     )
