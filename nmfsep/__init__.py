@@ -5,6 +5,8 @@ Public API (the CLI is a thin shell over these)::
     separate(audio, sample_rate, n_components, ...) -> Separation     # arrays or a path in, signals out
     separate_file(path, n_components, out_dir=..., ...) -> FileResult  # what `nmfsep separate` runs
     factorize(Y, n_components, beta=..., ...) -> NMFResult             # the NMF engine alone
+    learn(files, n_components, name=...) -> Model      # bases of one source, for separate(sources=[...])
+    evaluate(reference, estimate, permute=...) -> Scores  # mir_eval bss_eval
     plot_data(audio, ...) -> PlotData; nmfsep.plot.draw(data, what, style)  # figures (matplotlib)
     load_audio / save_audio, STFTSettings / stft / istft, soft_masks, save_model / load_model
 
@@ -15,10 +17,11 @@ from .audio import Audio
 from .audio import load as load_audio
 from .audio import save as save_audio
 from .errors import AudioError, ModelFileError, NmfsepError, NmfsepWarning, OutputError, ParameterError
+from .evaluate import Scores, evaluate
 from .masks import iter_masks, soft_masks
 from .modelfile import Model, load_model, save_model
 from .nmf import NMFResult, Progress, beta_divergence, factorize
-from .separate import FileResult, Options, Separation, plot_data, separate, separate_file
+from .separate import FileResult, Options, Separation, learn, plot_data, separate, separate_file
 from .spectrogram import STFTSettings, istft, stft
 
 __version__ = "0.1.0"
@@ -45,12 +48,15 @@ __all__ = [
     "ParameterError",
     "Progress",
     "STFTSettings",
+    "Scores",
     "Separation",
     "__version__",
     "beta_divergence",
     "factorize",
+    "evaluate",
     "istft",
     "iter_masks",
+    "learn",
     "load_audio",
     "load_model",
     "plot_data",
