@@ -271,7 +271,12 @@ def _factorize_signal(
         if options.n_sources is not None:
             from .grouping import group_components
 
-            groups = [tuple(g) for g in group_components(bases, activations, options.n_sources)]
+            groups = [
+                tuple(g)
+                for g in group_components(
+                    bases, activations, options.n_sources, sample_rate=sample_rate, n_fft=stft_settings.n_fft
+                )
+            ]
             # sources named s1..sJ by the mean spectral centroid of their components, low to high
             groups.sort(key=lambda group: float(np.mean(group)))
             names = [f"s{j + 1}" for j in range(len(groups))]
@@ -361,7 +366,7 @@ def _with_components(separation: Separation, components: np.ndarray) -> Separati
 def separate(
     audio: np.ndarray | str | os.PathLike,
     sample_rate: int | None = None,
-    n_components: int = 4,
+    n_components: int | None = None,
     *,
     divergence: str | float = DEFAULT_DIVERGENCE,
     beta: float | None = None,
@@ -396,8 +401,8 @@ def separate(
         Samples (full scale [-1, 1]), or a file to read with :func:`nmfsep.audio.load`.
     sample_rate : int, optional
         Sample rate of ``audio`` (required for arrays; read from the file for paths).
-    n_components : int >= 1
-        Number of components M.
+    n_components : int >= 1, optional
+        Number of components M: 4 by default, 6 per source with ``n_sources``.
     divergence : {"kl", "is", "euc"} or float
         Divergence minimised by the NMF: Kullback-Leibler, Itakura-Saito, Euclidean (or a beta).
     beta : float, optional
@@ -459,7 +464,7 @@ def separate(
     >>> for name, signal in result.as_dict().items(): ...              # doctest: +SKIP
     """
     options = Options(
-        n_components=n_components,
+        n_components=default_components(n_components, n_sources),
         divergence=divergence,
         beta=beta,
         n_fft=n_fft,
@@ -668,6 +673,15 @@ def _separation_from_model(saved: Model, where) -> Separation:
     )
 
 
+def default_components(n_components: int | None, n_sources: int | None) -> int:
+    """M when not given: 6 per source for blind grouping (measured best), else 4."""
+    if n_components is not None:
+        return n_components
+    from .grouping import GROUPING_COMPONENTS_PER_SOURCE
+
+    return GROUPING_COMPONENTS_PER_SOURCE * n_sources if n_sources else 4
+
+
 def output_names(
     n_components: int,
     *,
@@ -739,7 +753,7 @@ def planned_outputs(
 
 def separate_file(
     path: str | os.PathLike,
-    n_components: int = 4,
+    n_components: int | None = None,
     *,
     out_dir: str | os.PathLike = "separated",
     filename: str = DEFAULT_TEMPLATE,
@@ -798,7 +812,9 @@ def separate_file(
     path = Path(path)
     try:
         try:
-            settings = Options(n_components=n_components, **options)
+            settings = Options(
+                n_components=default_components(n_components, options.get("n_sources")), **options
+            )
         except TypeError as exc:
             raise ParameterError(str(exc)) from None
         audio_io.output_subtype(format, subtype, None)  # validates format and subtype early
