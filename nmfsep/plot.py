@@ -15,7 +15,7 @@ import numpy as np
 
 from .audio import atomic_write
 from .errors import OutputError, ParameterError
-from .masks import iter_masks
+from .masks import iter_group_masks
 
 #: What ``nmfsep plot --what`` can draw.
 VIEWS = ("overview", "components", "spectrogram", "bases", "activations")
@@ -224,7 +224,9 @@ def _bases_panel(ax, data: PlotData, style: Style):
         shading="flat",
         rasterized=True,
     )
-    ax.set_xticks(np.arange(count), data.names, fontsize=8 if count > 8 else 10)
+    # grouped components (learned sources, s1..sJ) share a name: label the first of each run only
+    labels = [name if j == 0 or name != data.names[j - 1] else "" for j, name in enumerate(data.names)]
+    ax.set_xticks(np.arange(count), labels, fontsize=8 if count > 8 else 10)
     ax.set_xlabel("Component")
     _frequency_axis(ax, data, style)
     ax.set_title("Bases H (dB re peak)", fontsize=10, loc="left")
@@ -232,20 +234,32 @@ def _bases_panel(ax, data: PlotData, style: Style):
 
 
 def _activations_panel(ax, data: PlotData) -> None:
-    """One row per component, each scaled to its own peak, offset upwards."""
+    """One row per component (per source when components share a name), scaled to its peak, offset."""
     times = np.arange(data.activations.shape[1]) * data.hop_length / data.sample_rate
-    colors = _component_colors(len(data.names))
-    for j in range(len(data.names)):
-        row = data.activations[j]
+    labels = list(dict.fromkeys(data.names))
+    grouped = len(labels) < len(data.names)
+    if grouped:  # learned sources or blind groups: one summed row per source
+        names = np.asarray(data.names)
+        rows = np.stack([data.activations[names == label].sum(axis=0) for label in labels])
+    else:
+        rows = data.activations
+    colors = _component_colors(len(labels))
+    for j, row in enumerate(rows):
         peak = float(row.max()) if row.size else 0.0
         ax.fill_between(
             times, j, j + 0.9 * row / (peak if peak > 0 else 1.0), color=colors[j], lw=0.6, alpha=0.85
         )
-    ax.set_yticks(np.arange(len(data.names)) + 0.45, data.names)
-    ax.set_ylim(-0.1, len(data.names))
+    step = max(1, len(labels) // 24)  # keep the labels readable for large M
+    ax.set_yticks(np.arange(0, len(labels), step) + 0.45, labels[::step])
+    ax.set_ylim(-0.1, len(labels))
     ax.set_xlim(0, times[-1] if len(times) > 1 else 1)
     ax.set_xlabel("Time (s)")
-    ax.set_title("Activations U (each row scaled to its peak)", fontsize=10, loc="left")
+    title = (
+        "Activations U (summed per source, scaled to peak)"
+        if grouped
+        else "Activations U (each row scaled to its peak)"
+    )
+    ax.set_title(title, fontsize=10, loc="left")
 
 
 def _objective_panel(ax, data: PlotData) -> None:
@@ -301,17 +315,22 @@ def overview_figure(data: PlotData, style: Style = Style()):
 
 
 def components_figure(data: PlotData, style: Style = Style()):
-    """The masked spectrogram of every component, on the input's colour scale."""
+    """The masked spectrogram of every output (component or named source), on the input's colour scale."""
     fig = _new_figure("components", style)
-    count = len(data.names)
+    labels = list(
+        dict.fromkeys(data.names)
+    )  # one panel per output (components sharing a name are one source)
+    names = np.asarray(data.names)
+    groups = [list(np.flatnonzero(names == label)) for label in labels]
+    count = len(labels)
     columns = 1 if count <= 3 else 2
     rows = -(-count // columns)
     axes = fig.subplots(rows, columns, sharex=True, sharey=True, squeeze=False)
     vmax = _peak_db(data.display)
     mesh = None
-    masks = iter_masks(data.bases, data.activations, data.mask_power)
+    masks = iter_group_masks(data.bases, data.activations, groups, data.mask_power)
     for j, (ax, mask) in enumerate(zip(axes.flat, masks, strict=False)):
-        mesh = _spectrogram_panel(ax, mask * data.display, data, style, vmax, data.names[j])
+        mesh = _spectrogram_panel(ax, mask * data.display, data, style, vmax, labels[j])
         if j // columns == rows - 1:
             ax.set_xlabel("Time (s)")
     for ax in list(axes.flat)[count:]:

@@ -564,7 +564,7 @@ def _plot_data_from(separation: Separation, magnitude: np.ndarray | None, title:
         spectrogram=magnitude,
         bases=separation.bases,
         activations=separation.activations,
-        names=separation.names,
+        names=separation.component_names,
         objective=separation.objective,
         mask_power=separation.settings.get("mask_power", DEFAULT_MASK_POWER),
         title=title,
