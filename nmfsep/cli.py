@@ -35,6 +35,7 @@ from .separate import (
     output_names,
     planned_outputs,
     source_name,
+    target_rate,
 )
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -277,7 +278,7 @@ def _pop_nmf_options(params: dict) -> tuple[int, dict]:
     "n_sources",
     type=click.IntRange(min=1),
     default=None,
-    help="Blind: group the components into this many sources s1..sJ  [-m default: 4 per source].",
+    help="Blind: group the components into this many sources s1..sJ  [-m default: 6 per source].",
 )
 @click.option("-q", "--quiet", is_flag=True, help="Print errors only.")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
@@ -342,6 +343,9 @@ def separate(
         try:
             models, model_paths = load_sources(sources)
             check_sources(models, settings_check, model_paths)
+            target_rate(settings_check, models)
+        except ParameterError:
+            raise
         except NmfsepError as exc:  # a bad model file is a processing error: exit 1, nothing started
             click.echo(f"Error: {exc}", err=True)
             sys.exit(EXIT_FAILED)
@@ -652,7 +656,7 @@ def learn(inputs, output, name, force, quiet, debug, **params):
     from .separate import learn as learn_model
 
     components, options = _pop_nmf_options(params)
-    name = name or inputs[0].stem
+    name = name or inputs[0].resolve().stem
     output = output or Path(f"{name}.npz")
     try:
         Options(n_components=components, **options)
@@ -731,13 +735,17 @@ def evaluate_command(references, estimates, permute, as_json, debug):
         return
     width = max(len(row["reference"]) for row in report["sources"] + [{"reference": "mean"}])
     click.echo(f"{'source':{width}}  {'estimate':16}  {'SDR':>7}  {'SIR':>7}  {'SAR':>7}")
+
+    def show(value):
+        return f"{value:7.2f}" if value is not None else "    inf"
+
     for row in report["sources"]:
         click.echo(
-            f"{row['reference']:{width}}  {row['estimate']:16}  {row['sdr']:7.2f}  {row['sir']:7.2f}  "
-            f"{row['sar']:7.2f}"
+            f"{row['reference']:{width}}  {row['estimate']:16}  {show(row['sdr'])}  {show(row['sir'])}  "
+            f"{show(row['sar'])}"
         )
     mean = report["mean"]
-    click.echo(f"{'mean':{width}}  {'':16}  {mean['sdr']:7.2f}  {mean['sir']:7.2f}  {mean['sar']:7.2f}")
+    click.echo(f"{'mean':{width}}  {'':16}  {show(mean['sdr'])}  {show(mean['sir'])}  {show(mean['sar'])}")
 
 
 def _check_cmap(name: str) -> None:

@@ -29,14 +29,22 @@ class Scores:
 
     def as_dict(self) -> dict:
         rows = [
-            {"reference": n, "estimate": e, "sdr": float(a), "sir": float(b), "sar": float(c)}
+            {"reference": n, "estimate": e, "sdr": _finite(a), "sir": _finite(b), "sar": _finite(c)}
             for n, e, a, b, c in zip(self.names, self.estimates, self.sdr, self.sir, self.sar, strict=True)
         ]
-        mean = {key: float(np.mean(getattr(self, key))) for key in ("sdr", "sir", "sar")}
+        mean = {key: _finite(np.mean(getattr(self, key))) for key in ("sdr", "sir", "sar")}
         return {"sources": rows, "mean": mean}
 
 
+def _finite(value) -> float | None:
+    """JSON has no infinity (a perfect SIR is +inf in bss_eval): None stands for it."""
+    value = float(value)
+    return value if np.isfinite(value) else None
+
+
 def _audio_files(path: Path) -> list[Path]:
+    if not path.exists():
+        raise AudioError("no such file or folder", path)
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
         if not files:
@@ -114,6 +122,9 @@ def evaluate(
         raise AudioError(f"lengths differ too much to compare: {shortest} to {longest} samples")
     R = np.stack([s[:, :shortest] for s in ref_signals]).astype(np.float64)
     E = np.stack([s[:, :shortest] for s in est_signals]).astype(np.float64)
+    for signal, path in zip(list(R) + list(E), refs + ests, strict=True):
+        if not np.any(signal):
+            raise AudioError("silent signal: bss_eval is undefined for all-zero audio", path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # mir_eval 0.8 deprecates the names, not the maths
         if R.shape[1] == 1:

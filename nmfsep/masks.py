@@ -55,19 +55,7 @@ def iter_masks(bases: np.ndarray, activations: np.ndarray, power: float = 1.0) -
     ------
     mask : np.ndarray [shape=(K, N)], values in [0, 1]
     """
-    H, U = _powered_factors(bases, activations, power)
-    M = H.shape[1]
-    total = H @ U  # sum_i (h_i u_i)^a
-    empty = np.flatnonzero(total <= np.finfo(total.dtype).tiny)  # bins no component explains
-    np.maximum(total, np.finfo(total.dtype).tiny, out=total)
-    np.reciprocal(total, out=total)
-    mask = np.empty_like(total)
-    for j in range(M):
-        np.multiply(H[:, j, None], U[None, j], out=mask)
-        mask *= total
-        np.minimum(mask, 1.0, out=mask)  # rounding can put a lone component at 1 + eps
-        mask.reshape(-1)[empty] = 1.0 / M
-        yield mask
+    return iter_group_masks(bases, activations, [[j] for j in range(np.shape(bases)[1])], power)
 
 
 def soft_masks(bases: np.ndarray, activations: np.ndarray, power: float = 1.0) -> np.ndarray:

@@ -78,7 +78,10 @@ def load_model(path: str | os.PathLike) -> Model:
     try:
         with np.load(path, allow_pickle=False) as data:
             contents = {key: data[key] for key in data.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+    except ValueError as exc:
+        reason = "it holds pickled objects" if "pickle" in str(exc) else str(exc)
+        raise ModelFileError(f"not a readable model file: {reason}", path) from exc
+    except (OSError, zipfile.BadZipFile, EOFError) as exc:
         raise ModelFileError(f"not a readable model file: {exc}", path) from exc
     if not isinstance(contents, dict) or str(contents.get("format", "")) != FORMAT_NAME:
         raise ModelFileError(f"not an {FORMAT_NAME} file", path)

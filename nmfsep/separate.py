@@ -338,7 +338,9 @@ def check_sources(sources: tuple[Model, ...], options: Options, paths: tuple = (
                     where,
                 )
         name = source_name(model)
-        if name in seen or (options.free and name == options.rest_name):
+        if options.free and name == options.rest_name:
+            raise ModelFileError(f"--rest-name {name!r} is also a source's name: choose another", where)
+        if name in seen:
             raise ModelFileError(f"two sources are named {name!r}: use nmfsep learn --name", where)
         seen[name] = index
 
@@ -485,8 +487,13 @@ def separate(
     )
     models, model_paths = load_sources(sources)
     check_sources(models, options, model_paths)
-    target = _target_rate(options, models)
-    signal, sample_rate = _resolve_audio(audio, sample_rate, target)
+    model_rate = target_rate(options, models)
+    signal, sample_rate = _resolve_audio(audio, sample_rate, options.sr)
+    if models and sample_rate != model_rate:
+        raise AudioError(
+            f"the input is at {sample_rate} Hz, the source models at {model_rate} Hz: "
+            f"pass sr={model_rate} to separate a resampled copy"
+        )
     X, separation = _factorize_signal(signal, sample_rate, options, callback, models)
     components = np.stack(list(_iter_components(X, separation, options.stft)))
     return _with_components(separation, components)
@@ -713,7 +720,7 @@ def load_sources(sources) -> tuple[tuple[Model, ...], tuple]:
     return tuple(models), tuple(paths)
 
 
-def _target_rate(options: Options, models: tuple[Model, ...]) -> int | None:
+def target_rate(options: Options, models: tuple[Model, ...]) -> int | None:
     """The sample rate to analyse at: --sr, or the learned models' rate (input resampled to it)."""
     rates = {model.sample_rate for model in models}
     if len(rates) > 1:
@@ -841,12 +848,12 @@ def separate_file(
                 raise OutputError("output path is a directory", target)
             if target.exists() and not force:
                 raise OutputError("output exists; use --force to overwrite", target)
-        loaded = audio_io.load(path, sr=_target_rate(settings, models))
-        if models and loaded.native_rate != loaded.sample_rate:
-            warnings.warn(
-                f"resampled from {loaded.native_rate} to {loaded.sample_rate} Hz, the rate of the source models",
-                NmfsepWarning,
-                stacklevel=2,
+        loaded = audio_io.load(path, sr=target_rate(settings, models))
+        if models and settings.sr is None and loaded.native_rate != loaded.sample_rate:
+            # resampling silently would give outputs that no longer sum to the input file
+            raise AudioError(
+                f"the input is at {loaded.native_rate} Hz, the source models at {loaded.sample_rate} Hz: "
+                f"pass --sr {loaded.sample_rate} to separate a resampled copy, or learn at {loaded.native_rate} Hz"
             )
         out_subtype = audio_io.output_subtype(format, subtype, loaded.subtype)
         try:

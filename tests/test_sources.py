@@ -191,3 +191,59 @@ def test_eval_matches_files_by_name(tmp_path, rng):
     assert result.exit_code == 0
     lines = result.stdout.splitlines()
     assert lines[1].startswith("piano") and "piano.wav" in lines[1] and lines[-1].startswith("mean")
+
+
+def test_review_regressions(models, tmp_path):
+    # models at another sample rate: refused unless --sr asks for a resampled copy
+    low = tmp_path / "speech16k.wav"
+    samples, rate = sf.read(DATA / "train" / "speech.wav")
+    sf.write(low, samples[::2], rate // 2)
+    assert run("learn", low, "--name", "speech", "-o", tmp_path / "low.npz").exit_code == 0
+    result = run(
+        "separate", SPEECH_SAMPLE, "--source", tmp_path / "low.npz", "--free", "2", "-o", tmp_path / "a"
+    )
+    assert result.exit_code == 1 and "pass --sr 11025" in result.stderr
+    result = run(
+        "separate",
+        SPEECH_SAMPLE,
+        "--source",
+        tmp_path / "low.npz",
+        "--free",
+        "2",
+        "--sr",
+        "22050",
+        "-o",
+        tmp_path / "b",
+    )
+    assert result.exit_code == 2 and "differs from the models' sample rate" in result.stderr
+    # eval: silent estimates, missing folders, infinite SIR in JSON
+    silent = tmp_path / "silent"
+    silent.mkdir()
+    for name in ("speech", "vibraphone"):
+        sf.write(silent / f"{name}.wav", np.zeros(264600), 22050)
+    result = run("eval", "--reference", DATA / "sources", "--estimate", silent)
+    assert result.exit_code == 1 and "silent signal" in result.stderr and "Traceback" not in result.stderr
+    result = run("eval", "--reference", DATA / "sources", "--estimate", tmp_path / "nope")
+    assert result.exit_code == 1 and "no such file or folder" in result.stderr
+    result = run(
+        "eval",
+        "--reference",
+        DATA / "sources" / "speech.wav",
+        "--estimate",
+        DATA / "sources" / "speech.wav",
+        "--json",
+    )
+    assert result.exit_code == 0 and json.loads(result.stdout)["sources"][0]["sir"] is None
+    result = run(
+        "separate",
+        SPEECH_SAMPLE,
+        "--source",
+        models / "speech.npz",
+        "--free",
+        "2",
+        "--rest-name",
+        "speech",
+        "-o",
+        tmp_path / "c",
+    )
+    assert result.exit_code == 1 and "--rest-name 'speech' is also a source's name" in result.stderr
