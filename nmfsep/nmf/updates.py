@@ -98,12 +98,14 @@ class MMWorkspace:
 
     def update_activations(self, H: np.ndarray, U: np.ndarray, want_objective: bool) -> float | None:
         """One MM update of U in place; returns the objective *before* the update if asked."""
-        np.matmul(H, U, out=self.model)
+        if self.beta != 2.0 or want_objective:  # EUC updates need no model, only its objective does
+            np.matmul(H, U, out=self.model)
         return self.step(self.Y, self.model, self.aux, H, U, slice(None), want_objective, is_bases=False)
 
     def update_bases(self, H: np.ndarray, U: np.ndarray, free: slice) -> None:
         """One MM update of the columns ``free`` of H in place (by the transposition symmetry)."""
-        np.matmul(H, U, out=self.model)
+        if self.beta != 2.0:
+            np.matmul(H, U, out=self.model)
         aux_t = None if self.aux is None else self.aux.T
         self.step(self.Y.T, self.model.T, aux_t, U.T, H.T, free, want_objective=False, is_bases=True)
 
