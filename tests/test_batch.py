@@ -197,7 +197,7 @@ def test_signals_stop_cleanly_with_a_manifest(tmp_path, folder, signum, code, jo
             "-m",
             "2",
             "--max-iter",
-            "200",
+            "2000",  # long enough that the signal always lands mid-run
             "--tol",
             "0",
             "-o",
