@@ -110,7 +110,7 @@ def process_file(
     ``filename``, ``format``, ...). With ``skip_existing`` a file whose every output exists is
     skipped, and a file with only some of its outputs is done again (its partial outputs replaced).
     """
-    from .separate import planned_outputs, separate_file
+    from .separate import separate_file
 
     started = time.perf_counter()
     path = Path(path)
@@ -119,35 +119,11 @@ def process_file(
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            if skip_existing:
-                from .separate import load_sources, output_names, source_name
-
-                models, _ = load_sources(settings.get("sources", ()))
-                names = output_names(
-                    settings["n_components"],
-                    n_sources=settings.get("n_sources"),
-                    source_names=tuple(map(source_name, models)),
-                    free=settings.get("free", 0),
-                    rest_name=settings.get("rest_name", "rest"),
-                )
-                outputs, model_path = planned_outputs(
-                    path,
-                    names,
-                    settings.get("out_dir", "separated"),
-                    settings.get("filename", "{track}/{component}.{ext}"),
-                    settings.get("format", "wav"),
-                    settings.get("save_model_to"),
-                )
-                plot_to = settings.get("plot_to")
-                targets = outputs + [
-                    p for p in (model_path, plot_to and Path(str(plot_to).replace("{track}", path.stem))) if p
-                ]
-                if all(Path(target).is_file() for target in targets):
-                    outcome.status = SKIPPED
-                    outcome.outputs = [os.fspath(t) for t in outputs]
-                    return outcome
-                settings["force"] = True  # a partial set from an interrupted run is redone
-            result = separate_file(path, callback=callback, **settings)
+            result = separate_file(path, callback=callback, skip_existing=skip_existing, **settings)
+            if result.skipped:
+                outcome.status = SKIPPED
+                outcome.outputs = [os.fspath(p) for p in result.outputs]
+                return outcome
         separation = result.separation
         outcome.status = DONE
         outcome.outputs = [os.fspath(p) for p in result.outputs]

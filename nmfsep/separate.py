@@ -108,9 +108,10 @@ class FileResult:
 
     input: Path
     outputs: tuple[Path, ...]
-    separation: Separation  #: components are not kept (written to disk instead): shape (0,)
+    separation: Separation | None  #: components not kept (written to disk instead); None when skipped
     seconds: float
     model_path: Path | None = None
+    skipped: bool = False  #: every output existed (``skip_existing``): nothing was done
 
 
 @dataclass(frozen=True)
@@ -188,6 +189,14 @@ class Options:
             "seed": self.seed,
             "sparsity": self.sparsity,
         }
+
+
+def _options(**kwargs: Any) -> Options:
+    """Options from keyword arguments; an unknown keyword is a ParameterError, like a bad value."""
+    try:
+        return Options(**kwargs)
+    except TypeError as exc:
+        raise ParameterError(str(exc)) from None
 
 
 def _magnitude(X: np.ndarray, power: float) -> np.ndarray:
@@ -621,10 +630,7 @@ def plot_data(
         saved = load_model(audio)
         separation = _separation_from_model(saved, audio)
         return _plot_data_from(separation, None, Path(audio).name if title is None else title)
-    try:
-        settings = Options(n_components=n_components, **options)
-    except TypeError as exc:
-        raise ParameterError(str(exc)) from None
+    settings = _options(n_components=n_components, **options)
     if title is None:
         title = Path(audio).name if isinstance(audio, (str, os.PathLike)) else ""
     if model is not None:
@@ -770,6 +776,7 @@ def separate_file(
     save_model_to: str | os.PathLike | None = None,
     plot_to: str | os.PathLike | None = None,
     sources: tuple = (),
+    skip_existing: bool = False,
     callback: Callable[[Progress], None] | None = None,
     **options: Any,
 ) -> FileResult:
@@ -800,6 +807,9 @@ def separate_file(
     plot_to : path, optional
         Also draw the overview figure (:func:`nmfsep.plot.overview_figure`) to this file (png, pdf
         or svg by suffix); ``{track}`` is replaced.
+    skip_existing : bool
+        When every output exists, do nothing (``FileResult.skipped``); when only some do (a run that
+        was stopped), separate again and replace them.
     callback : callable, optional
         Receives a :class:`nmfsep.nmf.Progress` after every NMF iteration.
     **options
@@ -818,12 +828,9 @@ def separate_file(
     started = time.perf_counter()
     path = Path(path)
     try:
-        try:
-            settings = Options(
-                n_components=default_components(n_components, options.get("n_sources")), **options
-            )
-        except TypeError as exc:
-            raise ParameterError(str(exc)) from None
+        settings = _options(
+            n_components=default_components(n_components, options.get("n_sources")), **options
+        )
         audio_io.output_subtype(format, subtype, None)  # validates format and subtype early
         models, model_paths = load_sources(sources)
         check_sources(models, settings, model_paths)
@@ -843,6 +850,11 @@ def separate_file(
         targets = outputs + [p for p in (model_path, plot_path) if p is not None]
         if len(set(targets)) != len(targets):
             raise ParameterError("two outputs would have the same name")
+        if skip_existing:
+            if all(target.is_file() for target in targets):
+                seconds = time.perf_counter() - started
+                return FileResult(path, tuple(outputs), None, seconds, model_path, skipped=True)
+            force = True  # a partial set from a stopped run is redone
         for target in targets:
             if target.is_dir():
                 raise OutputError("output path is a directory", target)
@@ -926,10 +938,7 @@ def learn(
     paths = [Path(p) for p in audio_files]
     if not paths:
         raise ParameterError("learn needs at least one audio file")
-    try:
-        settings = Options(n_components=n_components, **options)
-    except TypeError as exc:
-        raise ParameterError(str(exc)) from None
+    settings = _options(n_components=n_components, **options)
     name = name or paths[0].stem
     if not name or "/" in name or name.startswith("."):
         raise ParameterError(f"name={name!r} must be a plain file name")
