@@ -11,6 +11,8 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,plot]'
+	# compile the numba kernels once into their on-disk cache, so no run pays for it
+	$(BIN)/python -c "from nmfsep.nmf.kernels import warm_up; warm_up()"
 	touch $(STAMP)
 
 # Separate the shipped piano sample into its three pitches: separated/hotcrossbuns_piano/c1..c3.wav

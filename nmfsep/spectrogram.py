@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -112,6 +113,79 @@ def n_frames(n_samples: int, settings: STFTSettings) -> int:
     return 1 + (n_samples + left + right - settings.n_fft) // settings.hop_length
 
 
+def frame_blocks(
+    read: Callable[[int], np.ndarray],
+    n_channels: int,
+    n_samples: int,
+    settings: STFTSettings,
+    block_frames: int = _BLOCK_FRAMES,
+    dtype: type = np.float32,
+) -> Iterator[tuple[int, np.ndarray]]:
+    """The STFT of a signal read piece by piece, block of frames after block of frames.
+
+    Only the samples of the current block are held (plus one frame of overlap), so a signal of
+    any length is transformed in bounded memory; :func:`stft` is this with the whole signal.
+
+    Parameters
+    ----------
+    read : callable
+        ``read(count)`` returns the next ``count`` samples as a (C, count) array (fewer at the end
+        of the signal; missing samples are taken as zeros).
+    n_channels, n_samples : int
+        C and the signal's length T.
+    settings : STFTSettings
+    block_frames : int
+        Frames per block.
+    dtype : float32 or float64
+
+    Yields
+    ------
+    first : int
+        Index of the block's first frame.
+    spectra : np.ndarray [shape=(C, b, K), dtype=complex]
+        Frame-major: ``spectra[c, i]`` is frame ``first + i`` of channel c.
+
+    Raises
+    ------
+    AudioError
+        When the signal is shorter than one frame (T < n_fft).
+    """
+    import scipy.fft
+
+    if n_samples < settings.n_fft:
+        raise AudioError(
+            f"audio is shorter than one STFT frame ({n_samples} < n_fft={settings.n_fft} samples)"
+        )
+    n_fft, hop = settings.n_fft, settings.hop_length
+    left, _ = _padding(n_samples, settings)
+    count = n_frames(n_samples, settings)
+    window = _window(settings, dtype)
+    buffer = np.zeros((n_channels, left), dtype=dtype)  # padded samples from position `origin` on
+    origin, unread = 0, n_samples
+    for first in range(0, count, block_frames):
+        size = min(block_frames, count - first)
+        end = (first + size - 1) * hop + n_fft
+        missing = end - origin - buffer.shape[1]
+        if missing > 0:
+            pieces = [buffer]
+            while missing > 0 and unread > 0:
+                piece = np.asarray(read(min(missing, unread)), dtype=dtype)
+                if piece.shape[1] == 0:  # the source ended early
+                    unread = 0
+                unread -= piece.shape[1]
+                missing -= piece.shape[1]
+                pieces.append(piece)
+            if missing > 0:  # the right padding (or samples the source did not deliver)
+                pieces.append(np.zeros((n_channels, missing), dtype=dtype))
+            buffer = np.concatenate(pieces, axis=1)
+        local = buffer[:, first * hop - origin : end - origin]
+        frames = np.lib.stride_tricks.sliding_window_view(local, n_fft, axis=-1)[:, ::hop]
+        yield first, scipy.fft.rfft(frames * window, axis=-1)
+        drop = (first + size) * hop - origin
+        buffer = buffer[:, drop:]
+        origin += drop
+
+
 def stft(signal: np.ndarray, settings: STFTSettings) -> np.ndarray:
     """Complex STFT of every channel, identical to ``librosa.stft`` with the same settings.
 
@@ -132,35 +206,122 @@ def stft(signal: np.ndarray, settings: STFTSettings) -> np.ndarray:
     AudioError
         When the signal is shorter than one frame (T < n_fft).
     """
-    import scipy.fft
-
     signal = np.asarray(signal)
     dtype = np.float64 if signal.dtype == np.float64 else np.float32
-    n_samples = signal.shape[-1]
-    if n_samples < settings.n_fft:
-        raise AudioError(
-            f"audio is shorter than one STFT frame ({n_samples} < n_fft={settings.n_fft} samples)"
-        )
     channels = np.atleast_2d(signal).astype(dtype, copy=False)
-    left, right = _padding(n_samples, settings)
-    if left or right:
-        channels = np.pad(channels, ((0, 0), (left, right)), mode="constant")
-    frames = np.lib.stride_tricks.sliding_window_view(channels, settings.n_fft, axis=-1)
-    frames = frames[:, :: settings.hop_length]  # (C, N, n_fft) view, no copy
-    window = _window(settings, dtype)
-    n_channels, count = frames.shape[:2]
-    X = np.empty((n_channels, settings.n_bins, count), dtype=np.result_type(dtype, np.complex64))
-    for start in range(0, count, _BLOCK_FRAMES):
-        block = frames[:, start : start + _BLOCK_FRAMES] * window
-        X[:, :, start : start + block.shape[1]] = scipy.fft.rfft(block, axis=-1).transpose(0, 2, 1)
+    n_channels, n_samples = channels.shape
+    X = np.empty(
+        (n_channels, settings.n_bins, n_frames(n_samples, settings)),
+        dtype=np.result_type(dtype, np.complex64),
+    )
+    for first, spectra in frame_blocks(ArrayReader(channels), n_channels, n_samples, settings, dtype=dtype):
+        X[:, :, first : first + spectra.shape[1]] = spectra.transpose(0, 2, 1)
     return X if signal.ndim > 1 else X[0]
+
+
+class ArrayReader:
+    """``read(count)`` over a (C, T) array, for :func:`frame_blocks`."""
+
+    def __init__(self, samples: np.ndarray) -> None:
+        self.samples = samples
+        self.position = 0
+
+    def __call__(self, count: int) -> np.ndarray:
+        piece = self.samples[:, self.position : self.position + count]
+        self.position += piece.shape[1]
+        return piece
+
+
+class OverlapAdd:
+    """Inverse STFT block by block (weighted overlap-add), emitting samples as they are complete.
+
+    Push consecutive blocks of frames with :meth:`push`, then call :meth:`finish`; the pieces
+    returned, concatenated, are the inverse of :func:`stft` (exactly ``length`` samples). Memory
+    holds one block of frames whatever the length.
+
+    Parameters
+    ----------
+    n_channels : int
+    length : int
+        Number of samples of the original signal.
+    settings : STFTSettings
+        The settings of the forward transform.
+    dtype : float32 or float64
+    """
+
+    def __init__(
+        self, n_channels: int, length: int, settings: STFTSettings, dtype: type = np.float32
+    ) -> None:
+        self.settings = settings
+        self.length = length
+        self.dtype = np.dtype(dtype)
+        self.window = _window(settings, dtype)
+        self.offset = settings.n_fft // 2 if settings.center else 0  # padded position of sample 0
+        self.signal = np.zeros((n_channels, 0), dtype=dtype)  # padded positions from `origin` on
+        self.envelope = np.zeros((1, 0), dtype=dtype)
+        self.origin = 0
+        self.next_frame = 0
+        self.emitted = 0
+
+    def push(self, spectra: np.ndarray) -> np.ndarray:
+        """Add a block of frames [shape=(C, b, K)]; return the samples now complete [shape=(C, s)]."""
+        import scipy.fft
+
+        n_fft, hop = self.settings.n_fft, self.settings.hop_length
+        count = spectra.shape[1]
+        frames = scipy.fft.irfft(spectra, n=n_fft, axis=-1)
+        frames = (frames * self.window).astype(self.dtype, copy=False).transpose(0, 2, 1)  # (C, n_fft, b)
+        first = self.next_frame - self.origin // hop  # origin is a multiple of hop
+        # room for every frame, rounded up to whole hops so the strided adds stay in bounds
+        needed = (first + count + -(-n_fft // hop)) * hop
+        if needed > self.signal.shape[1]:
+            grow = needed - self.signal.shape[1]
+            self.signal = np.concatenate(
+                [self.signal, np.zeros((self.signal.shape[0], grow), self.dtype)], axis=1
+            )
+            self.envelope = np.concatenate([self.envelope, np.zeros((1, grow), self.dtype)], axis=1)
+        _overlap_add(self.signal, frames, first, hop)
+        squared = np.broadcast_to((self.window**2)[None, :, None], (1, n_fft, count))
+        _overlap_add(self.envelope, squared, first, hop)
+        self.next_frame += count
+        complete = self.next_frame * hop
+        piece = self._emit(complete)
+        # positions below `complete` are emitted (or padding): keep only what later frames add to
+        self.signal = self.signal[:, complete - self.origin :]
+        self.envelope = self.envelope[:, complete - self.origin :]
+        self.origin = complete
+        return piece
+
+    def finish(self) -> np.ndarray:
+        """The remaining samples, zero-padded to ``length`` if the frames stop short."""
+        out = self._emit(self.origin + self.signal.shape[1])
+        missing = self.length - self.emitted
+        if missing > 0:  # frames do not reach the end: zero-pad as librosa does
+            out = np.concatenate([out, np.zeros((out.shape[0], missing), self.dtype)], axis=1)
+            self.emitted = self.length
+        return out
+
+    def _emit(self, complete: int) -> np.ndarray:
+        """Samples at padded positions below ``complete`` (no later frame reaches them)."""
+        start = self.offset + self.emitted
+        stop = min(complete, self.offset + self.length)
+        if stop > start:
+            piece = self.signal[:, start - self.origin : stop - self.origin].copy()
+            envelope = self.envelope[0, start - self.origin : stop - self.origin]
+            nonzero = envelope > np.finfo(self.dtype).tiny
+            piece[:, nonzero] /= envelope[nonzero]
+            self.emitted += stop - start
+        else:
+            piece = np.zeros((self.signal.shape[0], 0), self.dtype)
+        return piece
 
 
 def istft(X: np.ndarray, settings: STFTSettings, length: int) -> np.ndarray:
     """Inverse of :func:`stft` (weighted overlap-add), exactly ``length`` samples long.
 
     Agrees with ``librosa.istft(..., length=length)``: overlap-added frames are divided by the
-    overlap-added squared window wherever that is not negligible.
+    overlap-added squared window wherever that is not negligible. This is :class:`OverlapAdd`
+    with the whole spectrogram.
 
     Parameters
     ----------
@@ -174,30 +335,19 @@ def istft(X: np.ndarray, settings: STFTSettings, length: int) -> np.ndarray:
     -------
     signal : np.ndarray [shape=(C, length) or (length,)]
     """
-    import scipy.fft
-
     X = np.asarray(X)
     dtype = np.float64 if X.dtype == np.complex128 else np.float32
     spectra = X if X.ndim == 3 else X[None]
-    n_channels, _, count = spectra.shape
-    n_fft, hop = settings.n_fft, settings.hop_length
-    window = _window(settings, dtype)
-    offset = n_fft // 2 if settings.center else 0
-    # Room for every frame, rounded up to whole hops so the strided adds below stay in bounds.
-    total = (count + -(-n_fft // hop)) * hop
-    signal = np.zeros((n_channels, total), dtype=dtype)
-    for start in range(0, count, _BLOCK_FRAMES):
-        block = scipy.fft.irfft(spectra[:, :, start : start + _BLOCK_FRAMES], n=n_fft, axis=1)
-        block = (block * window[:, None]).astype(dtype, copy=False)  # (C, n_fft, b)
-        _overlap_add(signal, block, start, hop)
-    envelope = np.zeros(total, dtype=dtype)
-    _overlap_add(envelope[None], np.broadcast_to((window**2)[None, :, None], (1, n_fft, count)), 0, hop)
-    nonzero = envelope > np.finfo(dtype).tiny
-    signal[:, nonzero] /= envelope[nonzero]
-    out = signal[:, offset : offset + length]
-    if out.shape[1] < length:  # frames do not reach the end: zero-pad as librosa does
-        out = np.pad(out, ((0, 0), (0, length - out.shape[1])))
-    out = np.ascontiguousarray(out)
+    inverse = OverlapAdd(spectra.shape[0], length, settings, dtype)
+    out = np.empty((spectra.shape[0], length), dtype=dtype)
+    position = 0
+    for start in range(0, spectra.shape[2] + 1, _BLOCK_FRAMES):
+        block = spectra[:, :, start : start + _BLOCK_FRAMES]
+        piece = inverse.push(block.transpose(0, 2, 1)) if block.shape[2] else inverse.finish()
+        out[:, position : position + piece.shape[1]] = piece
+        position += piece.shape[1]
+    if position < length:
+        out[:, position:] = inverse.finish()
     return out if X.ndim == 3 else out[0]
 
 

@@ -69,7 +69,8 @@ def test_mm_exponent_follows_fevotte_idier(beta, gamma):
 @pytest.mark.parametrize("sparsity", [0.0, 0.5])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("fixed", [False, True])
-def test_objective_never_increases(low_rank, beta, sparsity, dtype, fixed):
+@pytest.mark.parametrize("kernel", ["numba", "numpy"])
+def test_objective_never_increases(low_rank, beta, sparsity, dtype, fixed, kernel):
     """MM with the Fevotte-Idier exponent: non-increasing at every iteration, data with exact zeros."""
     fixed_bases = np.random.default_rng(1).random((low_rank.shape[0], 3)) if fixed else None
     result = factorize(
@@ -83,7 +84,9 @@ def test_objective_never_increases(low_rank, beta, sparsity, dtype, fixed):
         init="random",
         fixed_bases=fixed_bases,
         seed=3,
+        kernel=kernel,
     )
+    assert result.settings["kernel"] == kernel
     history = result.objective
     assert len(history) == 61 and np.all(np.isfinite(history))
     # float64: exact to rounding; float32: objective sums carry ~1e-6 relative rounding
@@ -95,6 +98,76 @@ def test_objective_never_increases(low_rank, beta, sparsity, dtype, fixed):
     assert history[-1] == pytest.approx(_penalised(low_rank, result, beta, sparsity), rel=1e-4)
     assert result.bases.dtype == dtype and result.activations.dtype == dtype
     assert np.all(result.bases >= 0) and np.all(result.activations >= 0)
+
+
+@pytest.mark.parametrize("beta", [0.0, 0.5, 1.0, 2.0, 3.0])
+@pytest.mark.parametrize("sparsity", [0.0, 0.3])
+@pytest.mark.parametrize("n_fixed", [0, 2])
+@pytest.mark.parametrize(("dtype", "rtol"), [(np.float64, 1e-9), (np.float32, 2e-3)])
+def test_kernels_give_the_same_iterates(rng, beta, sparsity, n_fixed, dtype, rtol):
+    """The fused numba kernel and BLAS on tiles compute the same updates (up to rounding).
+
+    Shapes are chosen so that frames do not divide evenly into chunks, groups of four or tiles.
+    """
+    Y = rng.gamma(1.0, size=(67, 6)) @ rng.gamma(0.5, size=(6, 1237)) + 0.01
+    fixed = rng.random((67, n_fixed)) if n_fixed else None
+    kwargs = dict(max_iter=25, tol=0, init="nndsvda", seed=1, dtype=dtype, sparsity=sparsity)
+    fused = factorize(Y, 5, beta=beta, kernel="numba", fixed_bases=fixed, **kwargs)
+    tiled = factorize(Y, 5, beta=beta, kernel="numpy", fixed_bases=fixed, **kwargs)
+    np.testing.assert_allclose(fused.objective, tiled.objective, rtol=rtol)
+    np.testing.assert_allclose(fused.bases, tiled.bases, rtol=rtol * 10, atol=rtol * 1e-3)
+    scale = tiled.activations.max()
+    np.testing.assert_allclose(fused.activations, tiled.activations, rtol=rtol * 10, atol=rtol * 1e-3 * scale)
+
+
+def test_auto_kernel_by_rank(low_rank):
+    from nmfsep.nmf.updates import NUMBA_MAX_RANK
+
+    small = factorize(low_rank, 2, max_iter=1)
+    large = factorize(np.tile(low_rank, (2, 1)), NUMBA_MAX_RANK + 1, max_iter=1)
+    assert (small.settings["kernel"], large.settings["kernel"]) == ("numba", "numpy")
+    with pytest.raises(ParameterError, match="kernel='cuda' is not one of"):
+        factorize(low_rank, 2, kernel="cuda")
+
+
+@pytest.mark.parametrize("kernel", ["numba", "numpy"])
+@pytest.mark.parametrize("beta", [0.0, 1.0, 2.0, 0.5])
+def test_no_data_sized_allocation_inside_the_loop(rng, kernel, beta):
+    """Scratch is per tile or per frame: after the first iteration nothing near K x N is allocated.
+
+    tracemalloc sees numpy's allocations (the numpy kernel and all glue code). The numba kernel
+    allocates through numba's own runtime, so its allocations are counted there instead: a
+    constant number per call (per chunk buffers), not per frame.
+    """
+    import tracemalloc
+
+    from numba.core.runtime import _nrt_python as nrt
+    from numba.core.runtime import rtsys
+
+    Y = rng.gamma(1.0, size=(513, 8)) @ rng.gamma(0.5, size=(8, 6000)) + 0.01  # 12 MB in float32
+    data_bytes = Y.size * 4
+    peaks, numba_allocations, baseline = [], [], []
+
+    def callback(progress):
+        if progress.iteration == 1:
+            tracemalloc.reset_peak()
+            baseline.append(tracemalloc.get_traced_memory()[0])  # the data and factors, made before
+        peaks.append(tracemalloc.get_traced_memory()[1] - baseline[0])
+        numba_allocations.append(rtsys.get_allocation_stats().alloc)
+
+    enabled = nrt.memsys_stats_enabled()
+    nrt.memsys_enable_stats()
+    tracemalloc.start()
+    try:
+        factorize(Y, 4, beta=beta, max_iter=6, tol=0, kernel=kernel, callback=callback)
+    finally:
+        tracemalloc.stop()
+        if not enabled:
+            nrt.memsys_disable_stats()
+    # a tile of 512 frames is 1/12 of the data; a K x N temporary would be the whole of it
+    assert max(peaks[1:]) < data_bytes / 4, f"peak {max(peaks[1:]) / 1e6:.1f} MB inside the loop"
+    per_iteration = np.diff(numba_allocations[1:])
+    assert np.all(per_iteration == per_iteration[0]) and per_iteration[0] <= 8 * 16
 
 
 @pytest.mark.parametrize("beta", [0.0, 1.0, 2.0])
@@ -300,3 +373,21 @@ def test_overflow_is_reported_not_returned(rng):
     Y[:, :5] = 0
     with pytest.raises(ParameterError, match="overflowed in float32"):
         factorize(Y, 3, beta=-10)
+
+
+def test_custom_init_matches_the_engine_from_the_same_start(low_rank, rng):
+    """init=(H, U) starts exactly there: one iteration equals one hand-written MM update pair."""
+    Y = low_rank + 0.1
+    K, N = Y.shape
+    H0, U0 = rng.random((K, 3)) + 0.1, rng.random((3, N)) + 0.1
+    result = factorize(Y, 3, beta=1.0, init=(H0, U0), max_iter=1, tol=0, dtype=np.float64, floor=0)
+    assert result.settings["init"] == "custom"
+    scale = np.linalg.norm(H0, axis=0)
+    H, U = H0 / scale, U0 * scale[:, None]
+    U = U * (H.T @ (Y / (H @ U))) / H.sum(axis=0)[:, None]
+    H = H * ((Y / (H @ U)) @ U.T) / U.sum(axis=1)[None, :]
+    np.testing.assert_allclose(result.bases @ result.activations, H @ U, rtol=1e-10)
+    with pytest.raises(ParameterError, match="must have shapes"):
+        factorize(low_rank, 3, init=(H0.T, U0))
+    with pytest.raises(ParameterError, match="finite and positive"):
+        factorize(low_rank, 3, init=(H0 * 0, U0))

@@ -100,3 +100,32 @@ def test_round_trip_with_large_and_odd_hops(rng, n_fft, hop):
     for n_samples in (n_fft, n_fft + 1, 3 * n_fft + 7, 5000):
         signal = rng.standard_normal(n_samples)
         np.testing.assert_allclose(istft(stft(signal, settings), settings, n_samples), signal, atol=1e-9)
+
+
+@pytest.mark.parametrize(("n_fft", "hop"), [(512, 128), (400, 300), (256, 192), (1024, 100)])
+@pytest.mark.parametrize("block_frames", [1, 7, 64])
+def test_blockwise_transforms_equal_the_whole_signal(rng, n_fft, hop, block_frames):
+    """frame_blocks and OverlapAdd over small blocks give what stft and istft give at once."""
+    from nmfsep.spectrogram import ArrayReader, OverlapAdd, frame_blocks
+
+    settings = STFTSettings(n_fft=n_fft, hop_length=hop)
+    signal = rng.standard_normal((2, 9001)).astype(np.float32)
+    whole = stft(signal, settings)
+
+    # a reader that returns fewer samples than asked, as a decoder may
+    reader = ArrayReader(signal)
+    stingy = lambda count: reader(max(1, count // 3))  # noqa: E731
+    blocks = list(frame_blocks(stingy, 2, signal.shape[1], settings, block_frames=block_frames))
+    assert [first for first, _ in blocks] == list(range(0, whole.shape[2], block_frames))
+    pieces = np.concatenate([spectra for _, spectra in blocks], axis=1).transpose(0, 2, 1)
+    np.testing.assert_allclose(pieces, whole, rtol=0, atol=1e-4)
+
+    inverse = OverlapAdd(2, signal.shape[1], settings)
+    out = [
+        inverse.push(whole[:, :, s : s + block_frames].transpose(0, 2, 1))
+        for s in range(0, whole.shape[2], block_frames)
+    ]
+    restored = np.concatenate(out + [inverse.finish()], axis=1)
+    assert restored.shape == signal.shape
+    np.testing.assert_allclose(restored, istft(whole, settings, signal.shape[1]), rtol=0, atol=1e-5)
+    np.testing.assert_allclose(restored, signal, rtol=0, atol=1e-4)

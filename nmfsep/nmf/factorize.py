@@ -12,7 +12,7 @@ import numpy as np
 from ..errors import ParameterError
 from .divergence import beta_from_name
 from .init import INITS, nndsvda_init, random_init
-from .updates import MMWorkspace
+from .updates import MMWorkspace, resolve_kernel
 
 NORMS = ("l2", "l1")
 
@@ -66,17 +66,27 @@ class NMFResult:
         return self.bases.shape[1]
 
 
-def _check_data(Y: Any, dtype: np.dtype) -> np.ndarray:
+def _column_blocks(Y: np.ndarray, size: int = 4096):
+    """Blocks of frames (columns) of Y, so checks never allocate a K x N temporary."""
+    for start in range(0, Y.shape[1], size):
+        yield Y[:, start : start + size]
+
+
+def _check_data(Y: Any) -> tuple[np.ndarray, float]:
+    """Y as an array, validated; and its maximum."""
     Y = np.asarray(Y)
     if Y.ndim != 2 or 0 in Y.shape:
         raise ParameterError(f"Y must be a non-empty 2-D array (K bins x N frames), got shape {Y.shape}")
     if not np.issubdtype(Y.dtype, np.number) or np.iscomplexobj(Y):
         raise ParameterError(f"Y must be real and non-negative, got dtype {Y.dtype}")
-    if not np.all(np.isfinite(Y)):
-        raise ParameterError("Y contains NaN or infinite values")
-    if Y.min() < 0:
-        raise ParameterError(f"Y must be non-negative, its minimum is {Y.min():g}")
-    return Y
+    lowest, highest = math.inf, -math.inf
+    for block in _column_blocks(Y):
+        if not np.all(np.isfinite(block)):
+            raise ParameterError("Y contains NaN or infinite values")
+        lowest, highest = min(lowest, float(block.min())), max(highest, float(block.max()))
+    if lowest < 0:
+        raise ParameterError(f"Y must be non-negative, its minimum is {lowest:g}")
+    return Y, highest
 
 
 def _normalize(H: np.ndarray, U: np.ndarray, norm: str, columns: slice) -> None:
@@ -101,7 +111,7 @@ def check_parameters(
     *,
     max_iter: int,
     tol: float,
-    init: str,
+    init: str | tuple,
     n_init: int,
     sparsity: float,
     norm: str = "l2",
@@ -128,8 +138,10 @@ def check_parameters(
         raise ParameterError(f"max_iter={max_iter!r} must be an integer >= 0")
     if not (tol >= 0 and math.isfinite(tol)):
         raise ParameterError(f"tol={tol!r} must be a finite number >= 0")
-    if init not in INITS:
-        raise ParameterError(f"init={init!r} is not one of {list(INITS)}")
+    if isinstance(init, str) and init not in INITS:
+        raise ParameterError(f"init={init!r} is not one of {list(INITS)} or a pair (H, U) of arrays")
+    if not isinstance(init, str) and (not isinstance(init, (tuple, list)) or len(init) != 2):
+        raise ParameterError(f"init must be one of {list(INITS)} or a pair (H, U) of arrays")
     if isinstance(n_init, bool) or int(n_init) != n_init or n_init < 1:
         raise ParameterError(f"n_init={n_init!r} must be an integer >= 1")
     if not (sparsity >= 0 and math.isfinite(sparsity)):
@@ -148,7 +160,7 @@ def factorize(
     beta: float | str = 1.0,
     max_iter: int = 200,
     tol: float = 1e-4,
-    init: str = "nndsvda",
+    init: str | tuple[np.ndarray, np.ndarray] = "nndsvda",
     n_init: int = 1,
     sparsity: float = 0.0,
     fixed_bases: np.ndarray | None = None,
@@ -157,6 +169,8 @@ def factorize(
     seed: int | np.random.Generator | None = 0,
     dtype: type | np.dtype = np.float32,
     callback: Callable[[Progress], None] | None = None,
+    kernel: str = "auto",
+    overwrite_input: bool = False,
 ) -> NMFResult:
     """Factorize a non-negative matrix, Y ~ H U, by minimising a beta-divergence.
 
@@ -180,9 +194,10 @@ def factorize(
     tol : float >= 0
         Stop when the objective decreased by less than ``tol`` times its value over the last
         iteration. 0 always runs ``max_iter`` iterations.
-    init : {"nndsvda", "random"}
-        Initialisation of the first restart: NNDSVDa (SVD based, zeros filled with mean(Y)) or
-        random positive factors. Later restarts are always random.
+    init : {"nndsvda", "random"} or (H, U)
+        Initialisation of the first restart: NNDSVDa (SVD based, zeros filled with mean(Y)),
+        random positive factors, or given positive factors H [shape=(K, M)] and U [shape=(M, N)]
+        (copied; not with ``fixed_bases``). Later restarts are always random.
     n_init : int >= 1
         Number of restarts; the one with the smallest final objective is returned.
     sparsity : float >= 0
@@ -205,6 +220,15 @@ def factorize(
         Working precision (float32 by default: half the memory traffic).
     callback : callable, optional
         Called as ``callback(Progress(...))`` after every iteration.
+    kernel : {"auto", "numba", "numpy"}
+        How the updates are computed: fused numba loops over frames (fastest at small ranks), BLAS
+        on tiles of frames (fastest at large ranks), or by rank ("auto"). All give the same
+        iterates up to float rounding.
+    overwrite_input : bool
+        Let the engine scale and floor Y in place instead of working on a copy: saves one K x N
+        array when Y is ``dtype`` and frame-major (the transpose of a C-contiguous N x K array,
+        possibly a memory map, as :func:`nmfsep.spectrogram.magnitude_frames` returns).
+        Y's values are changed. Ignored for other layouts.
 
     Returns
     -------
@@ -239,7 +263,7 @@ def factorize(
         fixed=fixed_bases is not None,
     )
     beta = beta_from_name(beta)
-    Y = _check_data(Y, dtype)
+    Y, peak = _check_data(Y)
     K, N = Y.shape
     if fixed_bases is not None:
         fixed = np.array(fixed_bases, dtype=dtype)  # a copy: the caller's array is never modified
@@ -253,31 +277,44 @@ def factorize(
         fixed = np.zeros((K, 0), dtype=dtype)
     n_fixed = fixed.shape[1]
     n_components = int(n_components)
-    if floor == 0 and beta <= 0 and not np.all(Y > 0):
+    if floor == 0 and beta <= 0 and not all(np.all(block > 0) for block in _column_blocks(Y)):
         raise ParameterError(f"beta={beta:g} is infinite where Y has zeros; use floor > 0 or a beta > 0")
+    kernel_name = resolve_kernel(kernel, n_fixed + n_components)
 
     # The beta-divergence is homogeneous, d(s y | s v) = s^beta d(y | v), so the engine works on Y / max(Y)
     # (entries in [floor, 1]) and scales back at the end: powers of the model then neither overflow
     # nor underflow for data of any level. The penalty scales as s, hence the weight s^(1 - beta).
-    peak = float(Y.max())
+    # The engine is frame-major: it works on data = Y^T (N x K).
     scale = peak if peak > 0 else 1.0
     absolute_floor = floor * scale if peak > 0 else 1.0
-    data = np.empty((K, N), dtype=dtype)
-    np.multiply(Y, 1.0 / scale, out=data, casting="unsafe")
-    np.maximum(data, absolute_floor / scale, out=data)
-    if absolute_floor == 0:
-        # floor=0 with beta > 0: still keep the ratio terms finite where Y and the model vanish
-        np.maximum(data, np.finfo(dtype).tiny, out=data)
+    if overwrite_input and Y.dtype == dtype and Y.T.flags.c_contiguous and Y.flags.writeable:
+        data = Y.T
+    else:
+        data = np.empty((N, K), dtype=dtype)
+    least = absolute_floor / scale if absolute_floor > 0 else float(np.finfo(dtype).tiny)
+    for start in range(0, N, 4096):  # blockwise: no K x N temporary, memory maps page through
+        block = data[start : start + 4096]
+        np.multiply(Y.T[start : start + 4096], 1.0 / scale, out=block, casting="unsafe")
+        # floor=0 with beta > 0 still keeps the ratio terms finite where Y and the model vanish
+        np.maximum(block, least, out=block)
     objective_scale = scale**beta
+    custom = None if isinstance(init, str) else _custom_init(init, K, N, n_components, n_fixed, dtype, scale)
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
 
-    workspace = MMWorkspace(data, beta, float(sparsity) * scale ** (1.0 - beta))
     free = slice(n_fixed, n_fixed + n_components)
+    workspace = MMWorkspace(
+        data, beta, float(sparsity) * scale ** (1.0 - beta), n_fixed + n_components, free, kernel_name
+    )
     best = None
     restart_objectives = []
     for restart in range(int(n_init)):
-        method = init if restart == 0 else "random"
-        H, U = _initial_factors(data, fixed, n_components, method, rng)
+        if restart == 0 and custom is not None:
+            H, U = (factor.copy() for factor in custom)
+        else:
+            method = init if restart == 0 and custom is None else "random"
+            H, U = _initial_factors(data.T, fixed, n_components, method, rng)
+        # The engine's layout: H^T (M x K) and U^T (N x M), C-contiguous; H and U are views of them.
+        H, U = np.ascontiguousarray(H.T).T, np.ascontiguousarray(U.T).T
         # Extreme betas can overflow float32; that is detected below and reported as one error.
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             history, converged = _run(
@@ -297,6 +334,7 @@ def factorize(
         if best is None or history[-1] < best[2][-1]:
             best = (H, U, history, converged)
     H, U, history, converged = best
+    H, U = np.ascontiguousarray(H), np.ascontiguousarray(U)
     U *= dtype.type(scale)
     if not (np.all(np.isfinite(history)) and np.all(np.isfinite(H)) and np.all(np.isfinite(U))):
         raise ParameterError(
@@ -308,7 +346,7 @@ def factorize(
         "beta": beta,
         "max_iter": int(max_iter),
         "tol": float(tol),
-        "init": init,
+        "init": init if custom is None else "custom",
         "n_init": int(n_init),
         "sparsity": float(sparsity),
         "n_fixed": n_fixed,
@@ -316,6 +354,7 @@ def factorize(
         "floor": float(floor),
         "absolute_floor": absolute_floor,
         "dtype": dtype.name,
+        "kernel": kernel_name,
         "seed": seed if isinstance(seed, (int, type(None))) else "generator",
     }
     return NMFResult(
@@ -327,6 +366,22 @@ def factorize(
         restart_objectives=tuple(restart_objectives),
         settings=settings,
     )
+
+
+def _custom_init(init, K, N, n_components, n_fixed, dtype, scale):
+    """Given initial factors, validated, in the engine's units (U divided by the data's scale)."""
+    if n_fixed:
+        raise ParameterError("init=(H, U) cannot be combined with fixed_bases")
+    H, U = (np.array(factor, dtype=dtype) for factor in init)
+    if H.shape != (K, n_components) or U.shape != (n_components, N):
+        raise ParameterError(
+            f"init=(H, U) must have shapes ({K}, {n_components}) and ({n_components}, {N}), "
+            f"got {H.shape} and {U.shape}"
+        )
+    if not (np.all(np.isfinite(H)) and np.all(np.isfinite(U)) and H.min() > 0 and U.min() > 0):
+        raise ParameterError("init=(H, U) must be finite and positive (zeros never move)")
+    U /= dtype.type(scale)
+    return H, U
 
 
 def _initial_factors(data, fixed, n_components, method, rng):
@@ -348,26 +403,30 @@ def _initial_factors(data, fixed, n_components, method, rng):
 
 
 def _run(workspace, H, U, free, max_iter, tol, norm, restart, n_init, callback, objective_scale):
-    """Iterate from (H, U) in place; return (objective history in the data's units, converged)."""
+    """Iterate from (H, U) in place; return (objective history in the data's units, converged).
+
+    H and U are the transposes of C-contiguous arrays (the engine's frame-major layout).
+    """
     all_columns = slice(None)
+    bases_t, acts_t = H.T, U.T
     _normalize(H, U, norm, all_columns)
     history: list[float] = []
     converged = False
     for iteration in range(max_iter + 1):
         if iteration == max_iter:
-            history.append(workspace.objective(H, U))
+            history.append(workspace.objective(bases_t, acts_t))
             break
         # The U update also returns the objective of the current (H, U): free of extra passes.
-        history.append(workspace.update_activations(H, U, want_objective=True))
+        history.append(workspace.update_activations(bases_t, acts_t, want_objective=True))
         if iteration >= 1 and tol > 0:
             previous, current = history[-2], history[-1]
             if previous - current < tol * abs(previous):
                 converged = True
                 # U has been updated already: record the objective of what is returned.
-                history[-1] = workspace.objective(H, U)
+                history[-1] = workspace.objective(bases_t, acts_t)
                 break
         if free.stop > free.start:
-            workspace.update_bases(H, U, free)
+            workspace.update_bases(bases_t, acts_t)
             _normalize(H, U, norm, free)
         if callback is not None:
             callback(Progress(restart, n_init, iteration + 1, max_iter, history[-1] * objective_scale))

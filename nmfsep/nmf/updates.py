@@ -1,13 +1,22 @@
-"""Majorization-minimization multiplicative updates, written once for both factors.
+"""Majorization-minimization multiplicative updates over tiles of frames.
 
-Y (K x N) ~ H (K x M) @ U (M x N). Updating U with H fixed and updating H with U fixed are the same
-problem up to a transpose (Y^T ~ U^T H^T), so :meth:`MMWorkspace.step` updates the right factor X in
-Y ~ W X, and the H update calls it on transposed views. Scratch arrays of the size of Y are allocated
-once per factorization and reused; every elementwise operation writes in place.
-
-For a factor X with the other factor W fixed, and V = W X, the MM update of Fevotte & Idier (2011) is::
+Y (K x N) ~ H (K x M) @ U (M x N). For a factor X with the other factor W fixed, and V = W X, the MM
+update of Fevotte & Idier (2011) is::
 
     X <- X * ( W^T (Y * V^(beta-2)) / (W^T V^(beta-1)) ) ^ gamma(beta)
+
+The engine stores everything frame-major -- the data as Y^T (N x K), the bases as H^T (M x K), the
+activations as U^T (N x M) -- and streams over frames. An update needs, per frame, the model
+v = H u_n and two elementwise terms a(y, v), b(v); then
+
+* U update: per frame, numerator H^T a and denominator H^T b (frames are independent);
+* H update: numerator sum_n a_n u_n^T and denominator sum_n b_n u_n^T, accumulated over frames,
+  after the U update (the same algorithm as with whole matrices, not an approximation).
+
+Two interchangeable kernels compute those sums and give the same iterates up to float rounding:
+``"numba"`` fuses model, terms and reductions in one pass over the data (fast at small ranks, where an
+update is memory-bound), ``"numpy"`` runs BLAS on tiles of frames (fast at large ranks, where the
+products dominate). Neither allocates a K x N array: scratch is per tile (numpy) or per frame (numba).
 
 Sparsity adds ``lambda * sum_m ||h_m||_2 ||u_m||_1`` to the objective (the l1 norm of U when the bases
 have unit l2 norm; invariant to rescaling a basis against its activations).
@@ -28,11 +37,28 @@ import math
 
 import numpy as np
 
+from ..errors import ParameterError
 from .divergence import mm_exponent
 
-#: Elements per block in the objective's sums: float32 BLAS dots over 16M entries lose ~1e-5 relative,
-#: which is larger than the tolerance; block results added in float64 keep ~1e-9 at the same speed.
+KERNELS = ("auto", "numba", "numpy")
+
+#: "auto" uses the fused numba kernel up to this rank and BLAS on tiles above it (measured with
+#: bench/run.py: at K=1025 the numba kernel wins clearly at rank 16 and loses at rank 64).
+NUMBA_MAX_RANK = 24
+
+#: Frames are split into this many chunks whatever the thread count, each with its own partial sums
+#: added in a fixed order: results do not depend on the number of threads.
+N_CHUNKS = 16
+
+#: Frames per tile in the numpy kernel: its K x tile scratch (2 MB at K=1025) stays in cache.
+NUMPY_TILE = 512
+
+#: Elements per block in float64 sums of float32 arrays (float32 BLAS dots over millions of entries
+#: lose ~1e-5 relative, more than the tolerance; block results added in float64 keep ~1e-9).
 _BLOCK = 1 << 16
+
+_KINDS = {0.0: 0, 1.0: 1, 2.0: 2}  # IS, KL, EUC; anything else is the general formula (3)
+IS, KL, EUC, GENERAL = 0, 1, 2, 3
 
 
 def _dot64(a: np.ndarray, b: np.ndarray) -> float:
@@ -47,18 +73,119 @@ def _sum64(a: np.ndarray) -> float:
     return math.fsum(float(a[i : i + _BLOCK].sum()) for i in range(0, a.size, _BLOCK))
 
 
-def _mass(W: np.ndarray, X: np.ndarray) -> float:
-    """sum(W @ X) = sum_m ||w_m||_1 ||x_m||_1 for non-negative factors, in float64."""
-    return float(W.sum(axis=0, dtype=np.float64) @ X.sum(axis=1, dtype=np.float64))
+def resolve_kernel(kernel: str, n_components: int) -> str:
+    """The kernel to use ("numba" or "numpy") for a requested one and a total rank."""
+    if kernel not in KERNELS:
+        raise ParameterError(f"kernel={kernel!r} is not one of {list(KERNELS)}")
+    if kernel == "auto":
+        return "numba" if n_components <= NUMBA_MAX_RANK else "numpy"
+    return kernel
 
 
-def _project(W: np.ndarray, A: np.ndarray) -> np.ndarray:
-    """W^T A for a thin W (M columns) and a large A, computed as (A^T W)^T.
+class _NumpyKernel:
+    """The update sums with BLAS on tiles of frames; per-tile scratch only."""
 
-    Measured with OpenBLAS (K=1025, N=15504, M=4): U @ V.T took 280 ms where (V @ U.T).T takes 9 ms,
-    and H.T @ V 24 ms where (V.T @ H).T takes 15 ms; this form is the fast one in both orientations.
-    """
-    return (A.T @ W).T
+    def __init__(self, data: np.ndarray, kind: int) -> None:
+        tile = min(NUMPY_TILE, data.shape[0])
+        self.model = np.empty((tile, data.shape[1]), dtype=data.dtype)
+        self.aux = np.empty_like(self.model) if kind in (IS, GENERAL) else None
+
+    def _tiles(self, N: int):
+        tile = self.model.shape[0]
+        for start in range(0, N, tile):
+            stop = min(start + tile, N)
+            yield (
+                slice(start, stop),
+                self.model[: stop - start],
+                (None if self.aux is None else self.aux[: stop - start]),
+            )
+
+    def _terms(self, kind, beta, tiny, y, model, aux, want_objective):
+        """a in ``model``, b in ``aux`` (IS, GENERAL); returns the tile's objective sums."""
+        first = second = 0.0
+        if kind == KL:
+            np.divide(y, model, out=model)
+            if want_objective:
+                first = _dot64(y, np.log(model))
+        elif kind == IS:
+            np.reciprocal(model, out=aux)
+            np.multiply(y, aux, out=model)
+            if want_objective:
+                first, second = _sum64(model), _sum64(np.log(model))
+            np.multiply(model, aux, out=model)
+        elif kind == EUC:
+            if want_objective:
+                np.subtract(model, y, out=model)
+                first = _dot64(model, model)
+        else:
+            np.maximum(model, tiny, out=model)
+            np.power(model, beta - 1.0, out=aux)
+            if want_objective:
+                first, second = _dot64(model, aux), _dot64(y, aux)
+            np.divide(aux, model, out=model)
+            np.multiply(model, y, out=model)
+        return first, second
+
+    def activation_terms(
+        self, data, bases_t, acts_t, kind, beta, tiny, numerator, denominator, want_objective
+    ):
+        first = second = 0.0
+        for frames, model, aux in self._tiles(data.shape[0]):
+            y = data[frames]
+            if kind != EUC or want_objective:
+                np.matmul(acts_t[frames], bases_t, out=model)
+            f, s = self._terms(kind, beta, tiny, y, model, aux, want_objective)
+            first, second = first + f, second + s
+            np.matmul(y if kind == EUC else model, bases_t.T, out=numerator[frames])
+            if aux is not None:
+                np.matmul(aux, bases_t.T, out=denominator[frames])
+        return first, second
+
+    def basis_terms(self, data, bases_t, acts_t, kind, beta, tiny, rows, numerator, denominator):
+        numerator[:] = 0
+        if denominator is not None:
+            denominator[:] = 0
+        for frames, model, aux in self._tiles(data.shape[0]):
+            y = data[frames]
+            if kind != EUC:
+                np.matmul(acts_t[frames], bases_t, out=model)
+            self._terms(kind, beta, tiny, y, model, aux, False)
+            weights = acts_t[frames, rows].T
+            numerator += weights @ (y if kind == EUC else model)
+            if aux is not None:
+                denominator += weights @ aux
+
+
+class _NumbaKernel:
+    """The update sums with the fused kernels of :mod:`.kernels`."""
+
+    def __init__(self, data: np.ndarray, kind: int, n_free: int) -> None:
+        from . import kernels  # numba is imported (and kernels loaded from its cache) on first use
+
+        self.kernels = kernels
+        self.sums = np.empty((N_CHUNKS, 2))
+        self.numerators = np.empty((N_CHUNKS, n_free, data.shape[1]), dtype=data.dtype)
+        self.denominators = (
+            np.empty_like(self.numerators) if kind in (IS, GENERAL) else self.numerators[:, :0]
+        )
+
+    def activation_terms(
+        self, data, bases_t, acts_t, kind, beta, tiny, numerator, denominator, want_objective
+    ):
+        if denominator is None:  # KL, EUC: not written; numba needs an array of the same type
+            denominator = numerator
+        self.kernels.activation_terms(
+            data, bases_t, acts_t, kind, beta, tiny, numerator, denominator, want_objective, self.sums
+        )
+        return math.fsum(self.sums[:, 0]), math.fsum(self.sums[:, 1])
+
+    def basis_terms(self, data, bases_t, acts_t, kind, beta, tiny, rows, numerator, denominator):
+        self.kernels.basis_terms(
+            data, bases_t, acts_t, kind, beta, tiny, rows.start, self.numerators, self.denominators
+        )
+        np.sum(self.numerators, axis=0, out=numerator)
+        if denominator is not None:
+            np.sum(self.denominators, axis=0, out=denominator)
 
 
 class MMWorkspace:
@@ -66,124 +193,154 @@ class MMWorkspace:
 
     Parameters
     ----------
-    Y : np.ndarray [shape=(K, N)], positive, C-contiguous
-        The (already floored) data; read only.
+    data : np.ndarray [shape=(N, K)], positive, C-contiguous
+        The (already floored) data, frame-major (Y^T); read only. May be a memory map.
     beta : float
     sparsity : float >= 0
+    n_components : int
+        Total rank M (fixed plus free bases).
+    free : slice
+        The columns of H that are updated (the free bases); the others are held fixed.
+    kernel : {"auto", "numba", "numpy"}
     """
 
-    def __init__(self, Y: np.ndarray, beta: float, sparsity: float) -> None:
-        self.Y = Y
+    def __init__(
+        self,
+        data: np.ndarray,
+        beta: float,
+        sparsity: float,
+        n_components: int,
+        free: slice,
+        kernel: str = "auto",
+    ) -> None:
+        N, K = data.shape
+        self.data = data
         self.beta = beta
+        self.kind = _KINDS.get(beta, GENERAL)
         self.gamma = mm_exponent(beta)
         self.sparsity = sparsity
-        self.model = np.empty_like(Y)  # V = H U, then overwritten by the ratio terms
-        # IS and general beta need a second K x N array (V^(beta-1)); KL and EUC do not.
-        self.aux = None if beta in (1.0, 2.0) else np.empty_like(Y)
-        self.tiny = np.finfo(Y.dtype).tiny
-        # Constant parts of the objective, computed once.
-        if beta == 0.0:
-            self.const = -_sum64(np.log(Y)) - Y.size
-        elif beta == 1.0:
-            self.const = -_sum64(Y)
-        elif beta == 2.0:
+        self.free = free
+        self.kernel_name = resolve_kernel(kernel, n_components)
+        self.tiny = float(np.finfo(data.dtype).tiny)
+        two_terms = self.kind in (IS, GENERAL)
+        n_free = free.stop - free.start
+        # U-update projections (N x M) and H-update sums (F x K): small next to the data.
+        self.numerator_u = np.empty((N, n_components), dtype=data.dtype)
+        self.denominator_u = np.empty_like(self.numerator_u) if two_terms else None
+        self.numerator_h = np.empty((n_free, K), dtype=data.dtype)
+        self.denominator_h = np.empty_like(self.numerator_h) if two_terms else None
+        if self.kernel_name == "numba":
+            self.kernel = _NumbaKernel(data, self.kind, n_free)
+        else:
+            self.kernel = _NumpyKernel(data, self.kind)
+        # Constant parts of the objective, computed once (blockwise: data may be a memory map).
+        if self.kind == KL:
+            self.const = -self._data_sum(lambda block: block.sum(dtype=np.float64))
+        elif self.kind == IS:
+            self.const = -float(N * K)
+        elif self.kind == EUC:
             self.const = 0.0
         else:
-            self.const = _sum64(Y.astype(np.float64) ** beta) / (beta * (beta - 1.0))
-
-    def objective(self, H: np.ndarray, U: np.ndarray) -> float:
-        """Penalised objective of (H, U); see :func:`..factorize.factorize`. Clobbers the buffers."""
-        np.matmul(H, U, out=self.model)
-        return self.step(self.Y, self.model, self.aux, H, U, slice(0, 0), want_objective=True, is_bases=False)
-
-    def update_activations(self, H: np.ndarray, U: np.ndarray, want_objective: bool) -> float | None:
-        """One MM update of U in place; returns the objective *before* the update if asked."""
-        if self.beta != 2.0 or want_objective:  # EUC updates need no model, only its objective does
-            np.matmul(H, U, out=self.model)
-        return self.step(self.Y, self.model, self.aux, H, U, slice(None), want_objective, is_bases=False)
-
-    def update_bases(self, H: np.ndarray, U: np.ndarray, free: slice) -> None:
-        """One MM update of the columns ``free`` of H in place (by the transposition symmetry)."""
-        if self.beta != 2.0:
-            np.matmul(H, U, out=self.model)
-        aux_t = None if self.aux is None else self.aux.T
-        self.step(self.Y.T, self.model.T, aux_t, U.T, H.T, free, want_objective=False, is_bases=True)
-
-    def step(self, Y, model, aux, W, X, rows: slice, want_objective: bool, is_bases: bool) -> float | None:
-        """Update ``X[rows]`` in Y ~ W X, with ``model`` holding V = W X on entry (overwritten).
-
-        ``is_bases`` tells which factor X is (H^T, else U), which matters only for the penalty.
-
-        Returns the penalised objective of the (W, X) given on entry when ``want_objective``;
-        it is computed from the same passes over the data as the update. Objective sums run over
-        C-ordered arrays, so ask for it only in the canonical orientation (the U update).
-        """
-        beta = self.beta
-        W_rows = W[:, rows]
-        value = None
-        if beta == 2.0:
-            # EUC: numerator W^T Y; denominator W^T (W X) = (W^T W) X: no K x N term needed.
-            numerator = _project(W_rows, Y)
-            denominator = (W_rows.T @ W) @ X
-            if want_objective:
-                # D = ||Y - V||^2 / 2 from the residual (more accurate than expanding the square)
-                np.subtract(model, Y, out=model)
-                value = 0.5 * _dot64(model, model)
-        elif beta == 1.0:
-            # KL: numerator W^T (Y / V); denominator W^T 1 = column sums of W.
-            np.divide(Y, model, out=model)
-            numerator = _project(W_rows, model)
-            denominator = W_rows.sum(axis=0)[:, None].copy()
-            if want_objective:
-                # D = sum Y log(Y/V) - sum Y + sum V, with sum V = sum_m ||w_m||_1 ||x_m||_1
-                np.log(model, out=model)
-                value = _dot64(Y, model) + self.const + _mass(W, X)
-        elif beta == 0.0:
-            # IS: numerator W^T (Y / V^2); denominator W^T (1 / V).
-            np.reciprocal(model, out=aux)
-            np.multiply(Y, aux, out=model)  # Y / V
-            if want_objective:
-                # D = sum Y/V - sum log Y - sum log(1/V) - KN
-                value = _sum64(model)
-            np.multiply(model, aux, out=model)  # Y / V^2
-            numerator = _project(W_rows, model)
-            denominator = _project(W_rows, aux)
-            if want_objective:
-                np.log(aux, out=aux)
-                value += self.const - _sum64(aux)
-        else:
-            # General beta: numerator W^T (Y V^(beta-2)); denominator W^T V^(beta-1).
-            # Strong sparsity with beta > 2 can drive whole frames of the model to 0; keep
-            # V^(beta-2) = V^(beta-1) / V finite there.
-            np.maximum(model, self.tiny, out=model)
-            np.power(model, beta - 1.0, out=aux)
-            if want_objective:
-                # D = [sum Y^b + (b-1) sum V^b - b sum Y V^(b-1)] / (b (b-1)), sum V^b = <V, V^(b-1)>
-                sum_vb = _dot64(model, aux)
-                sum_yvb = _dot64(Y, aux)
-                value = self.const + ((beta - 1.0) * sum_vb - beta * sum_yvb) / (beta * (beta - 1.0))
-            np.divide(aux, model, out=model)
-            np.multiply(model, Y, out=model)
-            numerator = _project(W_rows, model)
-            denominator = _project(W_rows, aux)
-        if value is not None and self.sparsity > 0.0:
-            # penalty sum_m ||h_m||_2 ||u_m||_1, here W = H and X = U
-            value += self.sparsity * float(
-                np.linalg.norm(W.astype(np.float64), axis=0) @ X.sum(axis=1, dtype=np.float64)
+            self.const = self._data_sum(lambda block: (block.astype(np.float64) ** beta).sum()) / (
+                beta * (beta - 1.0)
             )
-        if self.sparsity > 0.0 and not is_bases:
-            denominator += self.sparsity * np.linalg.norm(W_rows, axis=0)[:, None]
-        # Guards for a column of W that is all zero (0/0): such rows of X keep their value.
-        np.maximum(denominator, self.tiny, out=denominator)
-        np.maximum(numerator, self.tiny, out=numerator)
-        if self.sparsity > 0.0 and is_bases:
-            numerator = self._penalised_bases_ratio(numerator, denominator, X[rows], W_rows.sum(axis=0))
+
+    def _data_sum(self, function) -> float:
+        step = max(1, _BLOCK * 16 // self.data.shape[1])
+        return math.fsum(float(function(self.data[i : i + step])) for i in range(0, self.data.shape[0], step))
+
+    def objective(self, bases_t: np.ndarray, acts_t: np.ndarray) -> float:
+        """Penalised objective of (H, U), given as H^T [shape=(M, K)] and U^T [shape=(N, M)]."""
+        return self._activation_sums(bases_t, acts_t, want_objective=True)
+
+    def _activation_sums(self, bases_t, acts_t, want_objective):
+        first, second = self.kernel.activation_terms(
+            self.data,
+            bases_t,
+            acts_t,
+            self.kind,
+            self.beta,
+            self.tiny,
+            self.numerator_u,
+            self.denominator_u,
+            want_objective,
+        )
+        if not want_objective:
+            return None
+        if self.kind == KL:
+            # D = sum y log(y/v) - sum y + sum v, with sum v = sum_m ||h_m||_1 ||u_m||_1
+            mass = float(bases_t.sum(axis=1, dtype=np.float64) @ acts_t.sum(axis=0, dtype=np.float64))
+            value = first + self.const + mass
+        elif self.kind == IS:
+            value = first - second + self.const  # sum y/v - sum log(y/v) - KN
+        elif self.kind == EUC:
+            value = 0.5 * first
         else:
-            np.divide(numerator, denominator, out=numerator)
-            if self.gamma != 1.0:
-                np.power(numerator, self.gamma, out=numerator)
-        X[rows] *= numerator
+            beta = self.beta
+            value = self.const + ((beta - 1.0) * first - beta * second) / (beta * (beta - 1.0))
+        if self.sparsity > 0.0:
+            value += self.sparsity * float(
+                np.linalg.norm(bases_t.astype(np.float64), axis=1) @ acts_t.sum(axis=0, dtype=np.float64)
+            )
         return value
+
+    def update_activations(
+        self, bases_t: np.ndarray, acts_t: np.ndarray, want_objective: bool
+    ) -> float | None:
+        """One MM update of U^T in place; returns the objective *before* the update if asked."""
+        value = self._activation_sums(bases_t, acts_t, want_objective)
+        numerator = self.numerator_u
+        if self.kind == KL:
+            denominator = bases_t.sum(axis=1)[None, :]  # H^T 1: column sums of H
+        elif self.kind == EUC:
+            denominator = acts_t @ (bases_t @ bases_t.T)  # (H^T H) U, no K x N term
+        else:
+            denominator = self.denominator_u
+        if self.sparsity > 0.0:
+            denominator = denominator + self.sparsity * np.linalg.norm(bases_t, axis=1)[None, :]
+        self._apply(acts_t, numerator, denominator)
+        return value
+
+    def update_bases(self, bases_t: np.ndarray, acts_t: np.ndarray) -> None:
+        """One MM update of the free rows of H^T in place (with U^T already updated)."""
+        rows = self.free
+        self.kernel.basis_terms(
+            self.data,
+            bases_t,
+            acts_t,
+            self.kind,
+            self.beta,
+            self.tiny,
+            rows,
+            self.numerator_h,
+            self.denominator_h,
+        )
+        numerator = self.numerator_h
+        if self.kind == KL:
+            denominator = acts_t[:, rows].sum(axis=0)[:, None]  # U 1: row sums of U
+        elif self.kind == EUC:
+            denominator = (acts_t[:, rows].T @ acts_t) @ bases_t  # (U U^T) H^T
+        else:
+            denominator = self.denominator_h
+        if self.sparsity > 0.0:
+            np.maximum(denominator, self.tiny, out=denominator)
+            np.maximum(numerator, self.tiny, out=numerator)
+            factor = self._penalised_bases_ratio(
+                numerator, denominator, bases_t[rows], acts_t[:, rows].sum(axis=0)
+            )
+            bases_t[rows] *= factor
+        else:
+            self._apply(bases_t[rows], numerator, denominator)
+
+    def _apply(self, factor: np.ndarray, numerator: np.ndarray, denominator: np.ndarray) -> None:
+        """factor *= (numerator / denominator)^gamma in place (numerator is overwritten)."""
+        # Guards for a basis or activation that is all zero (0/0): such entries keep their value.
+        denominator = np.maximum(denominator, self.tiny)
+        np.maximum(numerator, self.tiny, out=numerator)
+        np.divide(numerator, denominator, out=numerator)
+        if self.gamma != 1.0:
+            np.power(numerator, self.gamma, out=numerator)
+        factor *= numerator
 
     def _penalised_bases_ratio(self, p, q, bases_t, activation_l1, n_bisect: int = 48):
         """Multiplicative factor x for H^T with the penalty lambda * ||u_m||_1 * ||h_m||_2 (see top).
