@@ -115,6 +115,99 @@ def _load_fallback(path: Path, sf_error: Exception) -> tuple[np.ndarray, int]:
     return np.atleast_2d(samples).astype(np.float32, copy=False), int(rate)
 
 
+@dataclass(frozen=True)
+class AudioStream:
+    """Audio that can be read from the start, piece by piece, as many times as needed.
+
+    A file that libsndfile reads at the wanted rate is streamed from disk, so a file of any
+    length is processed in bounded memory; anything else (other codecs, resampling) is decoded
+    into memory first by :func:`load`.
+
+    Attributes
+    ----------
+    n_channels, n_samples, sample_rate : int
+    subtype : str or None
+    native_rate : int or None
+        The file's own rate, before any resampling.
+    path : pathlib.Path or None
+        The file streamed from disk (None when decoded into ``samples``).
+    samples : np.ndarray [shape=(C, T), dtype=float32] or None
+    """
+
+    n_channels: int
+    n_samples: int
+    sample_rate: int
+    subtype: str | None = None
+    native_rate: int | None = None
+    path: Path | None = None
+    samples: np.ndarray | None = None
+
+    @classmethod
+    def from_samples(cls, samples: np.ndarray, sample_rate: int, **fields) -> AudioStream:
+        return cls(samples.shape[0], samples.shape[1], int(sample_rate), samples=samples, **fields)
+
+    def reader(self) -> Callable[[int], np.ndarray]:
+        """A new pass from the start: ``read(count)`` returns the next (C, <= count) float32 samples.
+
+        Raises
+        ------
+        AudioError
+            (from ``read``) NaN or infinite samples, or a file that cannot be decoded.
+        """
+        if self.samples is not None:
+            from .spectrogram import ArrayReader
+
+            return ArrayReader(self.samples)
+        path = self.path
+        try:
+            handle = sf.SoundFile(path)
+        except (sf.LibsndfileError, RuntimeError, OSError) as exc:
+            raise AudioError(f"cannot read: {exc}", path) from exc
+
+        def read(count: int) -> np.ndarray:
+            try:
+                block = handle.read(count, dtype="float32", always_2d=True)
+            except (sf.LibsndfileError, RuntimeError) as exc:
+                raise AudioError(f"cannot decode: {exc}", path) from exc
+            if block.shape[0] < count:
+                handle.close()
+            if not np.all(np.isfinite(block)):
+                raise AudioError("audio contains NaN or infinite samples", path)
+            return np.ascontiguousarray(block.T)
+
+        return read
+
+
+def open_stream(path: str | os.PathLike, *, sr: int | None = None) -> AudioStream:
+    """Open an audio file for reading piece by piece (see :class:`AudioStream`).
+
+    Raises the same errors as :func:`load` for missing, empty or unreadable files; NaN samples are
+    found while reading.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise AudioError("no such file", path)
+    if path.is_dir():
+        raise AudioError("is a directory, not an audio file", path)
+    try:
+        info = sf.info(path)
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError, OSError):
+        info = None
+    if info is None or info.frames <= 0 or (sr is not None and sr != info.samplerate):
+        audio = load(path, sr=sr)  # decodes into memory, with load's checks and messages
+        return AudioStream.from_samples(
+            audio.samples, audio.sample_rate, subtype=audio.subtype, native_rate=audio.native_rate
+        )
+    return AudioStream(
+        n_channels=int(info.channels),
+        n_samples=int(info.frames),
+        sample_rate=int(info.samplerate),
+        subtype=info.subtype,
+        native_rate=int(info.samplerate),
+        path=path,
+    )
+
+
 def resample(samples: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
     """Resample ``(C, T)`` audio with soxr (via librosa), high quality."""
     import librosa
@@ -184,6 +277,46 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+def _prepare_target(path: Path, overwrite: bool) -> None:
+    """Refuse a directory or (without ``overwrite``) an existing file; make the folder; clean up."""
+    if path.is_dir():
+        raise OutputError("output path is a directory", path)
+    if path.exists() and not overwrite:
+        raise OutputError("output exists; use --force to overwrite", path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # temporary files of this output left by a killed run (SIGKILL cannot clean up)
+        for stale in path.parent.glob(f".{glob.escape(path.name)}.*.part"):
+            stale.unlink(missing_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot write to folder: {exc.strerror or exc}", path.parent) from exc
+
+
+def _temporary(path: Path) -> str:
+    """A new empty temporary file next to ``path`` (``.name.XXXX.part``)."""
+    with held():  # a SIGINT/SIGTERM inside mkstemp is raised once the name is known
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+        except OSError as exc:
+            raise OutputError(f"cannot write to folder: {exc.strerror or exc}", path.parent) from exc
+    os.close(fd)
+    return tmp
+
+
+def _commit(tmp: str, path: Path, overwrite: bool) -> None:
+    """Move a finished temporary file into place (never replacing a file without ``overwrite``)."""
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give the usual permissions
+    if overwrite:
+        os.replace(tmp, path)
+    else:
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            raise OutputError("output exists; use --force to overwrite", path) from None
+        finally:
+            os.unlink(tmp)
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None], *, overwrite: bool = False) -> Path:
     """Create ``path`` through a temporary file in the same folder, then rename it into place.
 
@@ -205,41 +338,117 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None], *, overw
         The file exists (and not ``overwrite``) or the folder cannot be written.
     """
     path = Path(path)
-    if path.is_dir():
-        raise OutputError("output path is a directory", path)
-    if path.exists() and not overwrite:
-        raise OutputError("output exists; use --force to overwrite", path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # temporary files of this output left by a killed run (SIGKILL cannot clean up)
-        for stale in path.parent.glob(f".{glob.escape(path.name)}.*.part"):
-            stale.unlink(missing_ok=True)
-    except OSError as exc:
-        raise OutputError(f"cannot write to folder: {exc.strerror or exc}", path.parent) from exc
+    _prepare_target(path, overwrite)
     tmp = None
     try:
-        with held():  # a SIGINT/SIGTERM inside mkstemp is raised once the name is known
-            try:
-                fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-            except OSError as exc:
-                raise OutputError(f"cannot write to folder: {exc.strerror or exc}", path.parent) from exc
-        os.close(fd)
+        tmp = _temporary(path)
         write(tmp)
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give the usual permissions
-        if overwrite:
-            os.replace(tmp, path)
-        else:
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                raise OutputError("output exists; use --force to overwrite", path) from None
-            finally:
-                os.unlink(tmp)
+        _commit(tmp, path, overwrite)
     except BaseException:
         if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
         raise
     return path
+
+
+class AudioWriters:
+    """Several audio files written block by block, then moved into place together.
+
+    Use as a context manager: :meth:`write` appends samples to output ``index``; on a clean exit
+    every file is renamed into place (as :func:`atomic_write` does), on an error or interrupt every
+    temporary file is removed and nothing is left behind. Samples beyond full scale are clipped
+    (integer and lossy subtypes) with one :class:`NmfsepWarning` per file, as :func:`save` does.
+
+    Parameters
+    ----------
+    paths : list of path
+    sample_rate, n_channels : int
+    format : {"wav", "flac", "ogg"}
+    subtype : str, optional
+    overwrite : bool
+    """
+
+    def __init__(
+        self, paths, sample_rate: int, n_channels: int, *, format: str = "wav", subtype=None, overwrite=False
+    ):
+        self.paths = [Path(p) for p in paths]
+        self.sample_rate, self.n_channels = int(sample_rate), int(n_channels)
+        self.format = format
+        self.subtype = output_subtype(format, subtype, None)
+        self.overwrite = overwrite
+        self.temporaries: list[str] = []
+        self.files: list[sf.SoundFile] = []
+        self.peaks = [0.0] * len(self.paths)
+
+    def __enter__(self) -> AudioWriters:
+        try:
+            for path in self.paths:
+                _prepare_target(path, self.overwrite)
+            for path in self.paths:
+                self.temporaries.append(_temporary(path))
+                try:
+                    self.files.append(
+                        sf.SoundFile(
+                            self.temporaries[-1],
+                            "w",
+                            samplerate=self.sample_rate,
+                            channels=self.n_channels,
+                            subtype=self.subtype,
+                            format=FORMATS[self.format],
+                        )
+                    )
+                except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as exc:
+                    reason = getattr(exc, "error_string", None) or str(exc)
+                    raise OutputError(f"cannot write {self.format} {self.subtype}: {reason}", path) from exc
+        except BaseException:
+            self._discard()
+            raise
+        return self
+
+    def write(self, index: int, samples: np.ndarray) -> None:
+        """Append (C, s) samples to output ``index``."""
+        if samples.shape[1] == 0:
+            return
+        peak = float(np.max(np.abs(samples)))
+        self.peaks[index] = max(self.peaks[index], peak)
+        if self.subtype not in _FLOAT_SUBTYPES and peak > 1.0:
+            samples = np.clip(samples, -1.0, 1.0)
+        try:
+            self.files[index].write(samples.T)
+        except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as exc:
+            raise OutputError(f"cannot write: {exc}", self.paths[index]) from exc
+
+    def __exit__(self, kind, value, traceback) -> None:
+        if kind is not None:
+            self._discard()
+            return
+        try:
+            for handle in self.files:
+                handle.close()
+            for tmp, path in zip(self.temporaries, self.paths, strict=True):
+                _commit(tmp, path, self.overwrite)
+        except BaseException:
+            self._discard()
+            raise
+        for path, peak in zip(self.paths, self.peaks, strict=True):
+            if self.subtype not in _FLOAT_SUBTYPES and peak > 1.0:
+                _warn_clipped(path, peak, self.subtype)
+
+    def _discard(self) -> None:
+        for handle in self.files:
+            handle.close()
+        for tmp in self.temporaries:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+
+def _warn_clipped(path, peak: float, subtype: str) -> None:
+    warnings.warn(
+        f"{Path(path).name}: peak {peak:.3f} exceeds full scale, clipped in {subtype}; "
+        "use --subtype FLOAT to keep it",
+        NmfsepWarning,
+        stacklevel=3,
+    )
 
 
 def save(
@@ -274,12 +483,7 @@ def save(
     samples = np.atleast_2d(samples)
     peak = float(np.max(np.abs(samples))) if samples.size else 0.0
     if subtype not in _FLOAT_SUBTYPES and peak > 1.0:
-        warnings.warn(
-            f"{Path(path).name}: peak {peak:.3f} exceeds full scale, clipped in {subtype}; "
-            "use --subtype FLOAT to keep it",
-            NmfsepWarning,
-            stacklevel=2,
-        )
+        _warn_clipped(path, peak, subtype)
         samples = np.clip(samples, -1.0, 1.0)
     frames = samples.T  # soundfile wants (frames, channels)
 

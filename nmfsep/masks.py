@@ -81,19 +81,56 @@ def iter_group_masks(
     ------
     mask : np.ndarray [shape=(K, N)]
     """
-    H, U = _powered_factors(bases, activations, power)
-    M = H.shape[1]
-    flat = sorted(index for group in groups for index in group)
-    if flat != list(range(M)):
-        raise ParameterError(f"groups {groups} must use every one of the {M} components exactly once")
-    total = H @ U
-    empty = np.flatnonzero(total <= np.finfo(total.dtype).tiny)
-    np.maximum(total, np.finfo(total.dtype).tiny, out=total)
-    np.reciprocal(total, out=total)
-    mask = np.empty_like(total)
-    for group in groups:
-        np.matmul(H[:, group], U[group], out=mask)
-        mask *= total
-        np.minimum(mask, 1.0, out=mask)
-        mask.reshape(-1)[empty] = len(group) / M
-        yield mask
+    masks = GroupMasks(bases, activations, groups, power)
+    for mask in masks.block(0, masks.n_frames):
+        yield mask.T
+
+
+class GroupMasks:
+    """Group masks computed block of frames by block of frames (see :func:`iter_group_masks`).
+
+    The factors are normalised and raised to the mask power once, for the whole signal, so every
+    block gives the same values as the whole-signal masks. Scratch is per block.
+
+    Parameters
+    ----------
+    bases : np.ndarray [shape=(K, M)], non-negative
+    activations : np.ndarray [shape=(M, N)], non-negative
+    groups : list of list of int
+        A partition of the M components.
+    power : float > 0
+    """
+
+    def __init__(
+        self, bases: np.ndarray, activations: np.ndarray, groups: list[list[int]], power: float = 1.0
+    ):
+        H, U = _powered_factors(bases, activations, power)
+        self.M = H.shape[1]
+        flat = sorted(index for group in groups for index in group)
+        if flat != list(range(self.M)):
+            raise ParameterError(
+                f"groups {groups} must use every one of the {self.M} components exactly once"
+            )
+        self.groups = [list(group) for group in groups]
+        self.bases_t = np.ascontiguousarray(H.T)  # frame-major layout: (M, K) and (N, M)
+        self.acts_t = np.ascontiguousarray(U.T)
+        self.n_frames = self.acts_t.shape[0]
+
+    def block(self, start: int, stop: int) -> Iterator[np.ndarray]:
+        """Yield the mask of each group for frames [start, stop) [shape=(b, K)], frame-major.
+
+        The yielded array is reused: copy it to keep it past the next one.
+        """
+        acts = self.acts_t[start:stop]
+        total = acts @ self.bases_t
+        tiny = np.finfo(total.dtype).tiny
+        empty = np.flatnonzero(total <= tiny)
+        np.maximum(total, tiny, out=total)
+        np.reciprocal(total, out=total)
+        mask = np.empty_like(total)
+        for group in self.groups:
+            np.matmul(acts[:, group], self.bases_t[group], out=mask)
+            mask *= total
+            np.minimum(mask, 1.0, out=mask)
+            mask.reshape(-1)[empty] = len(group) / self.M
+            yield mask

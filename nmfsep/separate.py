@@ -1,7 +1,8 @@
 """The separation pipeline: audio -> STFT -> NMF -> Wiener-style masks -> inverse STFT -> audio.
 
 Used by the CLI and by library users alike. :func:`separate` works on arrays (or a path) and
-returns every component; :func:`separate_file` also writes them, one file at a time, atomically.
+returns every component; :func:`separate_file` streams a file through the same steps block by
+block (:mod:`nmfsep.blockwise`) and writes the components as they are computed, atomically.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import os
 import string
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,11 +20,11 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from . import audio as audio_io
+from .blockwise import resynthesise, spectrogram_frames
 from .errors import AudioError, ModelFileError, NmfsepError, NmfsepWarning, OutputError, ParameterError
-from .masks import iter_group_masks
 from .modelfile import Model, save_model
 from .nmf import Progress, beta_from_name, check_parameters, factorize
-from .spectrogram import STFTSettings, istft, stft
+from .spectrogram import STFTSettings
 
 #: Defaults chosen by measurement on the dev set (see README, "Choosing the defaults").
 DEFAULT_DIVERGENCE = "kl"
@@ -199,24 +200,36 @@ def _options(**kwargs: Any) -> Options:
         raise ParameterError(str(exc)) from None
 
 
-def _magnitude(X: np.ndarray, power: float) -> np.ndarray:
-    """Y = sum over channels of (|X_c| / max|X|)^power [shape=(K, N)], no C x K x N temporary.
+def memory_budget(max_memory: float | str | None) -> float | None:
+    """Bytes the spectrogram may take in memory: ``max_memory`` (bytes, or "500M", "2G"), or by
+    default half of the memory available now (beyond it Y is memory-mapped to a temporary file).
 
-    Dividing by the peak first keeps |X|^p finite for any power (the NMF and the masks do not depend
-    on the overall scale).
+    Raises
+    ------
+    ParameterError
+        For a size that is not a positive number with an optional K, M or G suffix.
     """
-    Y = np.abs(X[0])
-    peak = max([float(Y.max())] + [float(np.abs(channel).max()) for channel in X[1:]])
-    if power != 1 and peak > 0:
-        Y /= peak
-        np.power(Y, power, out=Y)
-    for channel in X[1:]:
-        term = np.abs(channel)
-        if power != 1 and peak > 0:
-            term /= peak
-            np.power(term, power, out=term)
-        Y += term
-    return Y
+    if max_memory is None:
+        try:
+            with open("/proc/meminfo") as meminfo:
+                for line in meminfo:
+                    if line.startswith("MemAvailable:"):
+                        return int(line.split()[1]) * 1024 / 2
+        except OSError:
+            pass
+        return None
+    if isinstance(max_memory, str):
+        text = max_memory.strip().upper().removesuffix("B")
+        factor = {"K": 2**10, "M": 2**20, "G": 2**30}.get(text[-1:], 1)
+        try:
+            value = float(text[:-1] if factor > 1 else text) * factor
+        except ValueError:
+            raise ParameterError(f"max_memory={max_memory!r} must be a size such as 500M or 2G") from None
+    else:
+        value = float(max_memory)
+    if not (value > 0 and np.isfinite(value)):
+        raise ParameterError(f"max_memory={max_memory!r} must be a positive size")
+    return value
 
 
 def _centroid_order(bases: np.ndarray) -> np.ndarray:
@@ -240,31 +253,36 @@ def _as_signal(signal: np.ndarray) -> np.ndarray:
     return signal.astype(np.float32, copy=False)
 
 
-def _factorize_signal(
-    signal: np.ndarray,
-    sample_rate: int,
+def _factorize_stream(
+    stream: audio_io.AudioStream,
     options: Options,
     callback: Callable[[Progress], None] | None,
     sources: tuple[Model, ...] = (),
-) -> tuple[np.ndarray, Separation]:
-    """STFT and NMF of a (C, T) signal; returns X and a Separation without component signals.
+    max_memory: float | str | None = None,
+) -> Separation:
+    """The spectrogram of a stream (block by block) and its NMF; a Separation without signals.
 
     Three routes: blind components (named c1..cM, or grouped into ``options.n_sources`` sources
     s1..sJ), or supervised with the learned ``sources`` held fixed (plus ``options.free`` free
     components collected into ``options.rest_name``).
     """
     stft_settings = options.stft
-    X = stft(signal, stft_settings)
-    if not np.any(signal):
+    sample_rate = stream.sample_rate
+    frames, silent = spectrogram_frames(
+        stream, stft_settings, options.power, max_memory=memory_budget(max_memory)
+    )
+    if silent:
         warnings.warn("audio is silent: every component will be silence", NmfsepWarning, stacklevel=3)
-    Y = _magnitude(X, options.power)
+    Y = frames.T  # K x N view; the engine scales and floors it in place (no copy)
     fixed = np.concatenate([model.bases for model in sources], axis=1) if sources else None
     n_free = options.free if sources else options.n_components
     # One BLAS thread: OpenBLAS results change in the last bits with its thread count, and outputs
     # must be bit-identical whatever the machine or --jobs (measured cost: 8% on a 3-minute file).
     with threadpool_limits(limits=1, user_api="blas"):
-        result = factorize(Y, n_free, fixed_bases=fixed, **options.nmf_kwargs(), callback=callback)
-    del Y
+        result = factorize(
+            Y, n_free, fixed_bases=fixed, **options.nmf_kwargs(), callback=callback, overwrite_input=True
+        )
+    del Y, frames
     bases, activations = result.bases, result.activations
     if sources:
         bounds = np.cumsum([0] + [model.bases.shape[1] for model in sources] + [n_free])
@@ -297,8 +315,8 @@ def _factorize_signal(
         "power": float(options.power),
         "mask_power": float(options.mask_power),
         "sample_rate": int(sample_rate),
-        "n_channels": int(signal.shape[0]),
-        "n_samples": int(signal.shape[1]),
+        "n_channels": int(stream.n_channels),
+        "n_samples": int(stream.n_samples),
         "nmf": result.settings,
         "groups": [list(group) for group in groups],
     }
@@ -314,7 +332,7 @@ def _factorize_signal(
         settings=settings,
         groups=tuple(tuple(int(j) for j in group) for group in groups),
     )
-    return X, separation
+    return separation
 
 
 def source_name(model: Model) -> str:
@@ -354,18 +372,28 @@ def check_sources(sources: tuple[Model, ...], options: Options, paths: tuple = (
         seen[name] = index
 
 
-def _iter_components(
-    X: np.ndarray, separation: Separation, stft_settings: STFTSettings
-) -> Iterator[np.ndarray]:
-    """Yield each component's (C, T) signal: its mask applied to every channel of X, inverted."""
-    length = separation.settings["n_samples"]
-    masked = np.empty_like(X)
-    groups = [list(group) for group in separation.component_groups]
-    for mask in iter_group_masks(
-        separation.bases, separation.activations, groups, separation.settings["mask_power"]
-    ):
-        np.multiply(X, mask, out=masked)
-        yield istft(masked, stft_settings, length)
+def _components(
+    stream: audio_io.AudioStream, separation: Separation, stft_settings: STFTSettings
+) -> np.ndarray:
+    """Every output's (C, T) signal in one (S, C, T) array (in-memory separation)."""
+    groups = separation.component_groups
+    components = np.empty((len(groups), stream.n_channels, stream.n_samples), dtype=np.float32)
+    filled = [0] * len(groups)
+
+    def write(index: int, samples: np.ndarray) -> None:
+        components[index, :, filled[index] : filled[index] + samples.shape[1]] = samples
+        filled[index] += samples.shape[1]
+
+    resynthesise(
+        stream,
+        stft_settings,
+        separation.bases,
+        separation.activations,
+        groups,
+        separation.settings["mask_power"],
+        write,
+    )
+    return components
 
 
 def _with_components(separation: Separation, components: np.ndarray) -> Separation:
@@ -503,9 +531,9 @@ def separate(
             f"the input is at {sample_rate} Hz, the source models at {model_rate} Hz: "
             f"pass sr={model_rate} to separate a resampled copy"
         )
-    X, separation = _factorize_signal(signal, sample_rate, options, callback, models)
-    components = np.stack(list(_iter_components(X, separation, options.stft)))
-    return _with_components(separation, components)
+    stream = audio_io.AudioStream.from_samples(signal, sample_rate)
+    separation = _factorize_stream(stream, options, callback, models)
+    return _with_components(separation, _components(stream, separation, options.stft))
 
 
 def _resolve_audio(audio, sample_rate, sr) -> tuple[np.ndarray, int]:
@@ -564,9 +592,9 @@ def output_paths(
     ]
 
 
-def _display_magnitude(X: np.ndarray) -> np.ndarray:
+def _display_magnitude(stream: audio_io.AudioStream, stft_settings: STFTSettings) -> np.ndarray:
     """Sum over channels of |X_c| [shape=(K, N)]: what the figures show."""
-    return _magnitude(X, 1.0)
+    return spectrogram_frames(stream, stft_settings)[0].T
 
 
 def _plot_data_from(separation: Separation, magnitude: np.ndarray | None, title: str):
@@ -638,7 +666,9 @@ def plot_data(
         saved = model if isinstance(model, Model) else load_model(model)
         separation = _separation_from_model(saved, where)
         signal, rate = _resolve_audio(audio, sample_rate, settings.sr or saved.sample_rate)
-        magnitude = _display_magnitude(stft(signal, STFTSettings(**separation.settings["stft"])))
+        magnitude = _display_magnitude(
+            audio_io.AudioStream.from_samples(signal, rate), STFTSettings(**separation.settings["stft"])
+        )
         if magnitude.shape != (saved.bases.shape[0], saved.activations.shape[1]):
             raise ModelFileError(
                 f"model does not fit the input: the model is {saved.bases.shape[0]} bins x "
@@ -655,11 +685,12 @@ def plot_data(
             sample_rate=rate,
             n_fft=stft_settings.n_fft,
             hop_length=stft_settings.hop_length,
-            spectrogram=_display_magnitude(stft(signal, stft_settings)),
+            spectrogram=_display_magnitude(audio_io.AudioStream.from_samples(signal, rate), stft_settings),
             title=title,
         )
-    X, separation = _factorize_signal(signal, rate, settings, callback)
-    return _plot_data_from(separation, _display_magnitude(X), title)
+    stream = audio_io.AudioStream.from_samples(signal, rate)
+    separation = _factorize_stream(stream, settings, callback)
+    return _plot_data_from(separation, _display_magnitude(stream, settings.stft), title)
 
 
 def _separation_from_model(saved: Model, where) -> Separation:
@@ -778,13 +809,19 @@ def separate_file(
     sources: tuple = (),
     skip_existing: bool = False,
     callback: Callable[[Progress], None] | None = None,
+    max_memory: float | str | None = None,
     **options: Any,
 ) -> FileResult:
     """Separate an audio file and write one file per component (and optionally the model).
 
-    Outputs are written atomically (temporary file + rename), one component at a time so memory
-    does not grow with M. Without ``force`` an existing output is an error, raised before any work
-    starts. Warnings (clipping, silence) are issued as :class:`nmfsep.errors.NmfsepWarning`.
+    The file is streamed in blocks of frames (:mod:`nmfsep.blockwise`): besides the spectrogram Y
+    (one K x N float32 array, memory-mapped to a temporary file beyond ``max_memory``) memory holds
+    one block, so hour-long files separate in bounded memory, with the same result as
+    :func:`separate` on the decoded samples. Files libsndfile cannot stream, or that must be
+    resampled, are decoded into memory first. Outputs are written as they are computed into
+    temporary files, renamed into place together at the end; an error or interrupt leaves none.
+    Without ``force`` an existing output is an error, raised before any work starts. Warnings
+    (clipping, silence) are issued as :class:`nmfsep.errors.NmfsepWarning`.
 
     Parameters
     ----------
@@ -812,6 +849,9 @@ def separate_file(
         was stopped), separate again and replace them.
     callback : callable, optional
         Receives a :class:`nmfsep.nmf.Progress` after every NMF iteration.
+    max_memory : int or str, optional
+        Bytes the spectrogram may take in memory (``"500M"``, ``"2G"``); beyond it, it is
+        memory-mapped to a temporary file in TMPDIR. Default: half of the memory available.
     **options
         Any keyword argument of :func:`separate` (``divergence``, ``n_fft``, ``sr``, ...).
 
@@ -860,35 +900,49 @@ def separate_file(
                 raise OutputError("output path is a directory", target)
             if target.exists() and not force:
                 raise OutputError("output exists; use --force to overwrite", target)
-        loaded = audio_io.load(path, sr=target_rate(settings, models))
-        if models and settings.sr is None and loaded.native_rate != loaded.sample_rate:
+        memory_budget(max_memory)  # validates the size early
+        stream = audio_io.open_stream(path, sr=target_rate(settings, models))
+        if models and settings.sr is None and stream.native_rate != stream.sample_rate:
             # resampling silently would give outputs that no longer sum to the input file
             raise AudioError(
-                f"the input is at {loaded.native_rate} Hz, the source models at {loaded.sample_rate} Hz: "
-                f"pass --sr {loaded.sample_rate} to separate a resampled copy, or learn at {loaded.native_rate} Hz"
+                f"the input is at {stream.native_rate} Hz, the source models at {stream.sample_rate} Hz: "
+                f"pass --sr {stream.sample_rate} to separate a resampled copy, or learn at {stream.native_rate} Hz"
             )
-        out_subtype = audio_io.output_subtype(format, subtype, loaded.subtype)
+        out_subtype = audio_io.output_subtype(format, subtype, stream.subtype)
         try:
-            audio_io.check_writable(format, out_subtype, loaded.n_channels, loaded.sample_rate)
+            audio_io.check_writable(format, out_subtype, stream.n_channels, stream.sample_rate)
         except OutputError:
             if subtype is not None or out_subtype == audio_io.output_subtype(format, None, None):
                 raise
             # the input's subtype does not suit this rate or channel count: use the format's default
             out_subtype = audio_io.output_subtype(format, None, None)
-            audio_io.check_writable(format, out_subtype, loaded.n_channels, loaded.sample_rate)
-        X, separation = _factorize_signal(loaded.samples, loaded.sample_rate, settings, callback, models)
-        del loaded
-        components = _iter_components(X, separation, settings.stft)
-        for target, signal in zip(outputs, components, strict=True):
-            audio_io.save(
-                target, signal, separation.sample_rate, format=format, subtype=out_subtype, overwrite=force
+            audio_io.check_writable(format, out_subtype, stream.n_channels, stream.sample_rate)
+        separation = _factorize_stream(stream, settings, callback, models, max_memory)
+        writers = audio_io.AudioWriters(
+            outputs,
+            stream.sample_rate,
+            stream.n_channels,
+            format=format,
+            subtype=out_subtype,
+            overwrite=force,
+        )
+        with writers:
+            resynthesise(
+                stream,
+                settings.stft,
+                separation.bases,
+                separation.activations,
+                separation.component_groups,
+                settings.mask_power,
+                writers.write,
             )
         if model_path is not None:
             save_model(model_path, separation.model(), overwrite=force)
         if plot_path is not None:
             from .plot import overview_figure, save_figure
 
-            figure = overview_figure(_plot_data_from(separation, _display_magnitude(X), path.name))
+            magnitude = _display_magnitude(stream, settings.stft)
+            figure = overview_figure(_plot_data_from(separation, magnitude, path.name))
             save_figure(figure, plot_path, overwrite=force)
     except NmfsepError as exc:
         if exc.path is None:
@@ -946,17 +1000,20 @@ def learn(
     spectra = []
     for path in paths:
         try:
-            loaded = audio_io.load(path, sr=rate)
-            rate = loaded.sample_rate
-            spectra.append(_magnitude(stft(loaded.samples, settings.stft), settings.power))
+            stream = audio_io.open_stream(path, sr=rate)
+            rate = stream.sample_rate
+            spectra.append(spectrogram_frames(stream, settings.stft, settings.power)[0])
         except NmfsepError as exc:
             if exc.path is None:
                 exc.path = os.fspath(path)
             raise
-    Y = np.concatenate(spectra, axis=1)
+    frames = np.concatenate(spectra, axis=0)  # frame-major: the files one after the other
     del spectra
+    Y = frames.T
     with threadpool_limits(limits=1, user_api="blas"):
-        result = factorize(Y, settings.n_components, **settings.nmf_kwargs(), callback=callback)
+        result = factorize(
+            Y, settings.n_components, **settings.nmf_kwargs(), callback=callback, overwrite_input=True
+        )
     order = _centroid_order(result.bases)
     model_settings = {
         "kind": "source",

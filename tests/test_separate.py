@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import warnings
 
 import mir_eval
@@ -162,3 +163,55 @@ def test_public_api_is_documented():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert "Parameters" in nmfsep.separate.__doc__ and "Returns" in nmfsep.separate.__doc__
+
+
+@pytest.mark.parametrize("divergence", ["kl", "is"])
+def test_streamed_file_equals_in_memory_separation(tmp_path, monkeypatch, divergence):
+    """separate_file streams the file in small blocks with Y memory-mapped; separate() holds it all.
+
+    Same factorization and, to float32 rounding, the same outputs; they still sum to the input.
+    """
+    import nmfsep.blockwise as blockwise
+
+    samples, rate = sf.read(SAMPLE, dtype="float32", always_2d=True)
+    stereo = np.ascontiguousarray(np.stack([samples[:, 0], 0.5 * samples[::-1, 0]])[:, : 6 * rate])
+    song = tmp_path / "song.wav"
+    sf.write(song, stereo.T, rate, subtype="FLOAT")
+    options = dict(divergence=divergence, max_iter=30, n_fft=1024)
+    in_memory = nmfsep.separate(stereo, rate, 3, **options)
+
+    spectrogram_frames = blockwise.spectrogram_frames
+    memory_maps = []
+
+    def recording(*args, **kwargs):
+        frames, silent = spectrogram_frames(*args, **kwargs)
+        memory_maps.append(isinstance(frames, np.memmap))
+        return frames, silent
+
+    monkeypatch.setattr(blockwise, "BLOCK_FRAMES", 37)  # frames per block: not a divisor of anything
+    monkeypatch.setattr(sys.modules["nmfsep.separate"], "spectrogram_frames", recording)
+    result = nmfsep.separate_file(song, 3, out_dir=tmp_path / "out", max_memory="64K", **options)
+    assert memory_maps == [True]
+    np.testing.assert_array_equal(result.separation.objective, in_memory.objective)
+    np.testing.assert_array_equal(result.separation.activations, in_memory.activations)
+    streamed = np.stack([sf.read(path, dtype="float32", always_2d=True)[0].T for path in result.outputs])
+    assert streamed.shape == in_memory.components.shape
+    np.testing.assert_allclose(streamed, in_memory.components, rtol=0, atol=2e-6)
+    np.testing.assert_allclose(streamed.sum(axis=0), stereo, rtol=0, atol=2e-5)
+
+
+@pytest.mark.parametrize(
+    ("size", "expected"),
+    [("2G", 2 * 2**30), ("500M", 500 * 2**20), ("64k", 65536), (1e6, 1e6), ("1.5GB", 1.5 * 2**30)],
+)
+def test_memory_budget_sizes(size, expected):
+    from nmfsep.separate import memory_budget
+
+    assert memory_budget(size) == expected
+    assert memory_budget(None) is None or memory_budget(None) > 0
+
+
+@pytest.mark.parametrize("size", ["lots", "-1G", "0", "G"])
+def test_bad_memory_budget_is_refused(tmp_path, size):
+    with pytest.raises(ParameterError, match="max_memory"):
+        nmfsep.separate_file(SAMPLE, 2, out_dir=tmp_path, max_memory=size)

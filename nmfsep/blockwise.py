@@ -1,0 +1,129 @@
+"""The two passes of a separation over the audio, block of frames by block of frames.
+
+Analysis: audio -> STFT -> the magnitude spectrogram Y, stored frame-major (N x K float32, in
+memory, or memory-mapped to a temporary file beyond a memory budget), which the NMF engine works on
+in place. Synthesis: audio -> STFT again -> masks from the factorization -> overlap-add -> the
+outputs, written as they are complete. Apart from Y, memory holds one block of frames, so a file of
+any length is separated in bounded memory; in-memory audio goes through the same code.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from .audio import AudioStream
+from .masks import GroupMasks
+from .spectrogram import OverlapAdd, STFTSettings, _window, frame_blocks, n_frames
+
+#: Frames per block in both passes (a block of 44.1 kHz stereo at n_fft 2048 is ~16 MB of spectra).
+BLOCK_FRAMES = 1024
+
+
+def spectrogram_frames(
+    stream: AudioStream,
+    settings: STFTSettings,
+    power: float = 1.0,
+    *,
+    max_memory: float | None = None,
+    block_frames: int | None = None,
+) -> tuple[np.ndarray, bool]:
+    """Y^T: the sum over channels of ``|X_c|^power``, frame-major, computed block by block.
+
+    For ``power != 1`` the magnitudes are first scaled by 2 / sum(window) (a full-scale sinusoid
+    has magnitude ~1), so ``|X|^p`` stays within float32 for any practical p; the factorization
+    does not depend on the overall scale.
+
+    Parameters
+    ----------
+    stream : AudioStream
+    settings : STFTSettings
+    power : float > 0
+    max_memory : float, optional
+        Bytes Y may take in memory; a larger Y is memory-mapped to a temporary file (in TMPDIR),
+        deleted when the array is released. None: always in memory.
+    block_frames : int, optional
+        Frames per block (:data:`BLOCK_FRAMES` by default).
+
+    Returns
+    -------
+    frames : np.ndarray [shape=(N, K), dtype=float32]
+        Y^T (``frames.T`` is Y), possibly a ``np.memmap``.
+    silent : bool
+        True when every sample is zero.
+    """
+    block_frames = block_frames or BLOCK_FRAMES
+    shape = (n_frames(stream.n_samples, settings), settings.n_bins)
+    if max_memory is not None and shape[0] * shape[1] * 4 > max_memory:
+        frames = np.memmap(tempfile.TemporaryFile(prefix="nmfsep-"), dtype=np.float32, mode="w+", shape=shape)
+    else:
+        frames = np.empty(shape, dtype=np.float32)
+    scale = 2.0 / float(_window(settings, np.float64).sum()) if power != 1 else 1.0
+    term = np.empty((block_frames, settings.n_bins), dtype=np.float32)
+    silent = True
+    for first, spectra in frame_blocks(
+        stream.reader(), stream.n_channels, stream.n_samples, settings, block_frames
+    ):
+        count = spectra.shape[1]
+        target = frames[first : first + count]
+        for channel, spectrum in enumerate(spectra):
+            magnitude = target if channel == 0 else term[:count]
+            np.abs(spectrum, out=magnitude)
+            if power != 1:
+                magnitude *= scale
+                np.power(magnitude, power, out=magnitude)
+            if channel:
+                target += magnitude
+        silent = silent and not np.any(target)
+    return frames, silent
+
+
+def resynthesise(
+    stream: AudioStream,
+    settings: STFTSettings,
+    bases: np.ndarray,
+    activations: np.ndarray,
+    groups: Sequence[Sequence[int]],
+    mask_power: float,
+    write: Callable[[int, np.ndarray], None],
+    *,
+    block_frames: int | None = None,
+) -> None:
+    """Mask the input's STFT with each group's soft mask and invert it, block by block.
+
+    ``write(index, samples)`` receives the samples [shape=(C, s)] of output ``index`` (one per
+    group) in order, as soon as they are complete; over the whole call each output gets exactly
+    the input's length. The outputs sum to the input.
+
+    Parameters
+    ----------
+    stream : AudioStream
+        The audio that was factorized (read again from the start).
+    settings : STFTSettings
+    bases : np.ndarray [shape=(K, M)]
+    activations : np.ndarray [shape=(M, N)]
+    groups : sequence of sequence of int
+        A partition of the M components, one group per output.
+    mask_power : float > 0
+    write : callable
+    block_frames : int, optional
+        Frames per block (:data:`BLOCK_FRAMES` by default).
+    """
+    block_frames = block_frames or BLOCK_FRAMES
+    masks = GroupMasks(bases, activations, [list(group) for group in groups], mask_power)
+    inverses = [OverlapAdd(stream.n_channels, stream.n_samples, settings) for _ in groups]
+    masked = None
+    for first, spectra in frame_blocks(
+        stream.reader(), stream.n_channels, stream.n_samples, settings, block_frames
+    ):
+        count = spectra.shape[1]
+        if masked is None:
+            masked = np.empty_like(spectra)
+        block = masked[:, :count]
+        for index, mask in enumerate(masks.block(first, first + count)):
+            np.multiply(spectra, mask, out=block)
+            write(index, inverses[index].push(block))
+    for index, inverse in enumerate(inverses):
+        write(index, inverse.finish())
