@@ -22,9 +22,9 @@ demo: install
 test: install
 	$(BIN)/python -m pytest -q
 
-# End-to-end speed and memory on a 3-minute 44.1 kHz stereo file built from a shipped sample.
+# Speed and memory next to scikit-learn and the machine bound (about 15 minutes): writes bench/results.md.
 bench: install
-	$(BIN)/python bench/end_to_end.py
+	$(BIN)/python bench/run.py
 
 # The README's figure, drawn from the shipped sample (commit docs/overview.png after running it).
 figures: install

@@ -165,12 +165,14 @@ class AudioStream:
             raise AudioError(f"cannot read: {exc}", path) from exc
 
         def read(count: int) -> np.ndarray:
+            if handle.closed:
+                return np.zeros((self.n_channels, 0), dtype=np.float32)
             try:
                 block = handle.read(count, dtype="float32", always_2d=True)
             except (sf.LibsndfileError, RuntimeError) as exc:
                 raise AudioError(f"cannot decode: {exc}", path) from exc
-            if block.shape[0] < count:
-                handle.close()
+            if block.shape[0] < count or handle.tell() >= handle.frames:
+                handle.close()  # the end: do not wait for the garbage collector
             if not np.all(np.isfinite(block)):
                 raise AudioError("audio contains NaN or infinite samples", path)
             return np.ascontiguousarray(block.T)

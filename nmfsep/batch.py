@@ -156,7 +156,7 @@ _WORKER_LIMITS = None  # keeps the worker's BLAS thread limit alive
 
 
 def _worker_init(parent: int, blas_threads: int) -> None:
-    """Worker processes: BLAS threads limited to their share of the cores; SIGINT is the parent's
+    """Worker processes: BLAS and numba threads limited to their share of the cores; SIGINT is the parent's
     business; SIGTERM aborts cleanly (temp files removed).
 
     On Linux a worker also gets SIGTERM when the parent dies, even by SIGKILL, so that no orphan
@@ -167,8 +167,10 @@ def _worker_init(parent: int, blas_threads: int) -> None:
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, raise_interrupted)
-    # N workers x the machine's cores of BLAS threads each would oversubscribe the CPU
+    # N workers x the machine's cores of BLAS threads each would oversubscribe the CPU; the same for
+    # the numba kernel's threads (read when numba is first imported; results do not depend on it)
     _WORKER_LIMITS = threadpool_limits(limits=blas_threads)
+    os.environ["NUMBA_NUM_THREADS"] = str(blas_threads)
     if sys.platform.startswith("linux"):
         import ctypes
 

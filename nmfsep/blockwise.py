@@ -57,7 +57,9 @@ def spectrogram_frames(
     block_frames = block_frames or BLOCK_FRAMES
     shape = (n_frames(stream.n_samples, settings), settings.n_bins)
     if max_memory is not None and shape[0] * shape[1] * 4 > max_memory:
-        frames = np.memmap(tempfile.TemporaryFile(prefix="nmfsep-"), dtype=np.float32, mode="w+", shape=shape)
+        # the map keeps its own handle on the (already unlinked) file: it is freed with the array
+        with tempfile.TemporaryFile(prefix="nmfsep-") as handle:
+            frames = np.memmap(handle, dtype=np.float32, mode="w+", shape=shape)
     else:
         frames = np.empty(shape, dtype=np.float32)
     scale = 2.0 / float(_window(settings, np.float64).sum()) if power != 1 else 1.0

@@ -32,6 +32,7 @@ from .separate import (
     check_sources,
     check_template,
     load_sources,
+    memory_budget,
     output_names,
     planned_outputs,
     source_name,
@@ -280,6 +281,13 @@ def _pop_nmf_options(params: dict) -> tuple[int, dict]:
     default=None,
     help="Blind: group the components into this many sources s1..sJ  [-m default: 6 per source].",
 )
+@click.option(
+    "--max-memory",
+    default=None,
+    metavar="SIZE",
+    help="Memory the spectrogram may take (e.g. 500M, 2G); beyond it, it is memory-mapped to a "
+    "temporary file in TMPDIR  [default: half of the available memory].",
+)
 @click.option("-q", "--quiet", is_flag=True, help="Print errors only.")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 def separate(
@@ -302,6 +310,7 @@ def separate(
     free,
     rest_name,
     n_sources,
+    max_memory,
     quiet,
     debug,
     **params,
@@ -331,6 +340,7 @@ def separate(
     try:
         if force and skip_existing:
             raise ParameterError("--force and --skip-existing contradict each other")
+        memory_budget(max_memory)
         if debug and (jobs > 1 or scheduler):
             raise ParameterError(
                 "--debug needs --jobs 1 and no --scheduler (tracebacks are printed in-process)"
@@ -378,6 +388,7 @@ def separate(
         "save_model_to": save_model,
         "plot_to": plot_to,
         "sources": tuple(sources),
+        "max_memory": max_memory,
         **options,
     }
     tty = sys.stderr.isatty() and not quiet

@@ -124,8 +124,10 @@ def test_auto_kernel_by_rank(low_rank):
     from nmfsep.nmf.updates import NUMBA_MAX_RANK
 
     small = factorize(low_rank, 2, max_iter=1)
+    euclidean = factorize(low_rank, 2, max_iter=1, beta="euc")
     large = factorize(np.tile(low_rank, (2, 1)), NUMBA_MAX_RANK + 1, max_iter=1)
-    assert (small.settings["kernel"], large.settings["kernel"]) == ("numba", "numpy")
+    kernels = [result.settings["kernel"] for result in (small, euclidean, large)]
+    assert kernels == ["numba", "numpy", "numpy"]
     with pytest.raises(ParameterError, match="kernel='cuda' is not one of"):
         factorize(low_rank, 2, kernel="cuda")
 

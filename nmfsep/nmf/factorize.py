@@ -222,8 +222,8 @@ def factorize(
         Called as ``callback(Progress(...))`` after every iteration.
     kernel : {"auto", "numba", "numpy"}
         How the updates are computed: fused numba loops over frames (fastest at small ranks), BLAS
-        on tiles of frames (fastest at large ranks), or by rank ("auto"). All give the same
-        iterates up to float rounding.
+        on tiles of frames (fastest at large ranks and for beta=2), or chosen by rank and beta
+        ("auto"). All give the same iterates up to float rounding.
     overwrite_input : bool
         Let the engine scale and floor Y in place instead of working on a copy: saves one K x N
         array when Y is ``dtype`` and frame-major (the transpose of a C-contiguous N x K array,
@@ -279,7 +279,7 @@ def factorize(
     n_components = int(n_components)
     if floor == 0 and beta <= 0 and not all(np.all(block > 0) for block in _column_blocks(Y)):
         raise ParameterError(f"beta={beta:g} is infinite where Y has zeros; use floor > 0 or a beta > 0")
-    kernel_name = resolve_kernel(kernel, n_fixed + n_components)
+    kernel_name = resolve_kernel(kernel, n_fixed + n_components, beta)
 
     # The beta-divergence is homogeneous, d(s y | s v) = s^beta d(y | v), so the engine works on Y / max(Y)
     # (entries in [floor, 1]) and scales back at the end: powers of the model then neither overflow

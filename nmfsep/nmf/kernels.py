@@ -75,20 +75,56 @@ def _project(bases_t, source, out):
 
 @nb.njit(cache=True, fastmath=_FAST, inline="always")
 def _project4(bases_t, sources, out):
-    """out[j, m] = sum_k bases_t[m, k] sources[j, k] for four frames j: one read of the bases."""
+    """out[j, m] = sum_k bases_t[m, k] sources[j, k] for four frames j, two basis rows per sweep."""
     s0, s1, s2, s3 = sources[0], sources[1], sources[2], sources[3]
-    for m in range(bases_t.shape[0]):
+    M = bases_t.shape[0]
+    m = 0
+    while m + 2 <= M:
+        h, g = bases_t[m], bases_t[m + 1]
+        t0 = np.float32(0.0)
+        t1 = np.float32(0.0)
+        t2 = np.float32(0.0)
+        t3 = np.float32(0.0)
+        r0 = np.float32(0.0)
+        r1 = np.float32(0.0)
+        r2 = np.float32(0.0)
+        r3 = np.float32(0.0)
+        for k in range(h.shape[0]):
+            x0 = s0[k]
+            x1 = s1[k]
+            x2 = s2[k]
+            x3 = s3[k]
+            w = h[k]
+            v = g[k]
+            t0 += w * x0
+            t1 += w * x1
+            t2 += w * x2
+            t3 += w * x3
+            r0 += v * x0
+            r1 += v * x1
+            r2 += v * x2
+            r3 += v * x3
+        out[0, m] = t0
+        out[1, m] = t1
+        out[2, m] = t2
+        out[3, m] = t3
+        out[0, m + 1] = r0
+        out[1, m + 1] = r1
+        out[2, m + 1] = r2
+        out[3, m + 1] = r3
+        m += 2
+    if m < M:
         h = bases_t[m]
         t0 = np.float32(0.0)
         t1 = np.float32(0.0)
         t2 = np.float32(0.0)
         t3 = np.float32(0.0)
         for k in range(h.shape[0]):
-            weight = h[k]
-            t0 += weight * s0[k]
-            t1 += weight * s1[k]
-            t2 += weight * s2[k]
-            t3 += weight * s3[k]
+            w = h[k]
+            t0 += w * s0[k]
+            t1 += w * s1[k]
+            t2 += w * s2[k]
+            t3 += w * s3[k]
         out[0, m] = t0
         out[1, m] = t1
         out[2, m] = t2
@@ -107,13 +143,34 @@ def _accumulate(sums, activation, first_row, source):
 
 @nb.njit(cache=True, fastmath=_FAST, inline="always")
 def _accumulate4(sums, activations, first_row, sources):
-    """sums[f, k] += sum_j activations[j, first_row + f] * sources[j, k] for four frames j."""
+    """sums[f, k] += sum_j activations[j, first_row + f] * sources[j, k] for four frames j.
+
+    Two accumulator rows per sweep: each source value is loaded once for both.
+    """
     s0, s1, s2, s3 = sources[0], sources[1], sources[2], sources[3]
-    for f in range(sums.shape[0]):
-        w0 = activations[0, first_row + f]
-        w1 = activations[1, first_row + f]
-        w2 = activations[2, first_row + f]
-        w3 = activations[3, first_row + f]
+    F = sums.shape[0]
+    f = 0
+    while f + 2 <= F:
+        m = first_row + f
+        w0, w1, w2, w3 = activations[0, m], activations[1, m], activations[2, m], activations[3, m]
+        v0, v1, v2, v3 = (
+            activations[0, m + 1],
+            activations[1, m + 1],
+            activations[2, m + 1],
+            activations[3, m + 1],
+        )
+        row, next_row = sums[f], sums[f + 1]
+        for k in range(row.shape[0]):
+            x0 = s0[k]
+            x1 = s1[k]
+            x2 = s2[k]
+            x3 = s3[k]
+            row[k] += (w0 * x0 + w1 * x1) + (w2 * x2 + w3 * x3)
+            next_row[k] += (v0 * x0 + v1 * x1) + (v2 * x2 + v3 * x3)
+        f += 2
+    if f < F:
+        m = first_row + f
+        w0, w1, w2, w3 = activations[0, m], activations[1, m], activations[2, m], activations[3, m]
         row = sums[f]
         for k in range(row.shape[0]):
             row[k] += (w0 * s0[k] + w1 * s1[k]) + (w2 * s2[k] + w3 * s3[k])
@@ -275,7 +332,7 @@ def activation_terms(data, bases_t, acts_t, kind, beta, tiny, numerator, denomin
     two_terms = kind == IS or kind == GENERAL
     for chunk in nb.prange(n_chunks):
         # Four frames at a time: the projections read each basis once for all four.
-        model = np.empty(K, dtype=data.dtype)
+        model = np.empty((4, K), dtype=data.dtype)
         a = np.empty((4, K), dtype=data.dtype)
         b = np.empty((4, K), dtype=data.dtype)
         scratch = np.empty(K, dtype=np.int32)
@@ -284,11 +341,12 @@ def activation_terms(data, bases_t, acts_t, kind, beta, tiny, numerator, denomin
         start, stop = chunk * N // n_chunks, (chunk + 1) * N // n_chunks
         for group in range(start, stop, 4):
             count = min(4, stop - group)
+            need_model = kind != EUC or want_objective
             for j in range(count):
                 y = data[group + j]
-                if kind != EUC or want_objective:
-                    _model(model, bases_t, acts_t[group + j])
-                f, s = _terms(kind, beta, tiny, y, model, a[j], b[j], want_objective, scratch)
+                if need_model:
+                    _model(model[j], bases_t, acts_t[group + j])
+                f, s = _terms(kind, beta, tiny, y, model[j], a[j], b[j], want_objective, scratch)
                 first += f
                 second += s
                 if kind == EUC:
@@ -319,7 +377,7 @@ def basis_terms(data, bases_t, acts_t, kind, beta, tiny, first_row, numerators, 
     two_terms = kind == IS or kind == GENERAL
     for chunk in nb.prange(n_chunks):
         # Four frames at a time: each accumulator row is read and written once for all four.
-        model = np.empty(K, dtype=data.dtype)
+        model = np.empty((4, K), dtype=data.dtype)
         a = np.empty((4, K), dtype=data.dtype)
         b = np.empty((4, K), dtype=data.dtype)
         scratch = np.empty(K, dtype=np.int32)
@@ -336,8 +394,8 @@ def basis_terms(data, bases_t, acts_t, kind, beta, tiny, first_row, numerators, 
                 if kind == EUC:
                     a[j, :] = y
                 else:
-                    _model(model, bases_t, acts_t[group + j])
-                    _terms(kind, beta, tiny, y, model, a[j], b[j], False, scratch)
+                    _model(model[j], bases_t, acts_t[group + j])
+                    _terms(kind, beta, tiny, y, model[j], a[j], b[j], False, scratch)
             if count == 4:
                 _accumulate4(numerator, acts_t[group : group + 4], first_row, a)
                 if two_terms:
