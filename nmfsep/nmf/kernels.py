@@ -407,6 +407,31 @@ def basis_terms(data, bases_t, acts_t, kind, beta, tiny, first_row, numerators, 
                         _accumulate(denominator, acts_t[group + j], first_row, b[j])
 
 
+@nb.njit(cache=True, fastmath=_FAST, parallel=True)
+def euclidean_terms(data, bases_t, acts_t, numerator, sums):
+    """EUC U-update numerators H^T y_n in float64, and per chunk sums of u_n . (H^T y_n).
+
+    The Euclidean objective is 2 D = ||Y||^2 - 2 <U, H^T Y> + <H^T H, U U^T>: with these sums it
+    needs no model. Accumulating in float64 (float32 products are exact there) keeps the
+    difference of nearly equal terms accurate when the fit is close.
+    """
+    N, K = data.shape
+    M = bases_t.shape[0]
+    n_chunks = sums.shape[0]
+    for chunk in nb.prange(n_chunks):
+        cross = 0.0
+        for n in range(chunk * N // n_chunks, (chunk + 1) * N // n_chunks):
+            y = data[n]
+            for m in range(M):
+                h = bases_t[m]
+                total = 0.0
+                for k in range(K):
+                    total += np.float64(h[k]) * np.float64(y[k])
+                numerator[n, m] = total
+                cross += total * acts_t[n, m]
+        sums[chunk] = cross
+
+
 def warm_up() -> None:
     """Compile (or load from cache) every kernel for float32 and float64 on a tiny problem."""
     for dtype in (np.float32, np.float64):
@@ -416,6 +441,7 @@ def warm_up() -> None:
         out = np.empty((4, 2), dtype=dtype)
         parts = np.empty((2, 2, 3), dtype=dtype)
         sums = np.empty((2, 2))
+        euclidean_terms(data, bases_t, acts_t, out, sums[:, 0].copy())
         for kind in (IS, KL, EUC, GENERAL):
             activation_terms(data, bases_t, acts_t, kind, 0.5, 1e-30, out, out, True, sums)
             basis_terms(data, bases_t, acts_t, kind, 0.5, 1e-30, 0, parts, parts)
