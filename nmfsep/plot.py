@@ -264,10 +264,13 @@ def _activations_panel(ax, data: PlotData) -> None:
 
 def _objective_panel(ax, data: PlotData) -> None:
     objective = np.asarray(data.objective, dtype=float)
+    iterations = np.flatnonzero(np.isfinite(objective))  # NaN: not computed (tol 0)
+    objective = objective[iterations]
+    style = {"color": "black", "lw": 1.2, "marker": "o" if objective.size < 3 else None}
     if objective.size and np.all(objective > 0):
-        ax.semilogy(np.arange(objective.size), objective, color="black", lw=1.2)
+        ax.semilogy(iterations, objective, **style)
     elif objective.size:
-        ax.plot(np.arange(objective.size), objective, color="black", lw=1.2)
+        ax.plot(iterations, objective, **style)
     ax.set_xlabel("Iteration")
     ax.set_ylabel("Divergence")
     ax.set_title("Objective", fontsize=10, loc="left")

@@ -85,6 +85,7 @@ def test_objective_never_increases(low_rank, beta, sparsity, dtype, fixed, kerne
         fixed_bases=fixed_bases,
         seed=3,
         kernel=kernel,
+        record_objective=True,
     )
     assert result.settings["kernel"] == kernel
     history = result.objective
@@ -187,7 +188,7 @@ def test_zeros_do_not_break_itakura_saito(rng):
     Y = rng.gamma(1.0, size=(64, 4)) @ rng.gamma(0.5, size=(4, 200))
     Y[:, :50] = 0.0  # silence
     Y[40:] = 0.0  # band-limited
-    result = factorize(Y, 4, beta="is", max_iter=100, tol=0)
+    result = factorize(Y, 4, beta="is", max_iter=100, tol=0, record_objective=True)
     model = result.bases @ result.activations
     assert np.all(np.isfinite(model)) and np.all(np.isfinite(result.objective))
     assert np.all(np.diff(result.objective) <= 1e-5 * np.abs(result.objective[:-1]))
@@ -269,7 +270,7 @@ def test_sparsity_makes_activations_sparser(rng, beta):
 
 def test_callback_reports_every_iteration(low_rank):
     seen = []
-    factorize(low_rank, 2, max_iter=7, tol=0, n_init=2, callback=seen.append)
+    factorize(low_rank, 2, max_iter=7, tol=0, n_init=2, callback=seen.append, record_objective=True)
     assert [(p.restart, p.iteration) for p in seen] == [(r, i) for r in range(2) for i in range(1, 8)]
     assert all(np.isfinite(p.objective) and p.max_iter == 7 and p.n_init == 2 for p in seen)
 
@@ -393,3 +394,14 @@ def test_custom_init_matches_the_engine_from_the_same_start(low_rank, rng):
         factorize(low_rank, 3, init=(H0.T, U0))
     with pytest.raises(ParameterError, match="finite and positive"):
         factorize(low_rank, 3, init=(H0 * 0, U0))
+
+
+def test_objective_is_recorded_when_needed(low_rank):
+    """tol 0 skips the objective between the first and last iterations, unless asked for."""
+    quiet = factorize(low_rank, 3, max_iter=8, tol=0)
+    recorded = factorize(low_rank, 3, max_iter=8, tol=0, record_objective=True)
+    assert np.isfinite(quiet.objective[[0, -1]]).all() and np.isnan(quiet.objective[1:-1]).all()
+    assert np.isfinite(recorded.objective).all()
+    np.testing.assert_array_equal(quiet.bases, recorded.bases)
+    assert quiet.objective[-1] == recorded.objective[-1]
+    assert np.isfinite(factorize(low_rank, 3, max_iter=8, tol=1e-9).objective).all()

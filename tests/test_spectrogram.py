@@ -129,3 +129,17 @@ def test_blockwise_transforms_equal_the_whole_signal(rng, n_fft, hop, block_fram
     assert restored.shape == signal.shape
     np.testing.assert_allclose(restored, istft(whole, settings, signal.shape[1]), rtol=0, atol=1e-5)
     np.testing.assert_allclose(restored, signal, rtol=0, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["hann", "hamming", "blackman"])
+def test_windows_and_nola_match_scipy_bit_for_bit(name):
+    """Our windows (scipy.signal costs a second to import) are scipy's, value for value."""
+    from scipy.signal import check_NOLA, get_window
+
+    from nmfsep.spectrogram import _nola, periodic_window
+
+    for n_fft in (2, 3, 400, 1024, 2048):
+        window = periodic_window(name, n_fft)
+        np.testing.assert_array_equal(window, get_window(name, n_fft, fftbins=True))
+        for hop in sorted({1, max(1, n_fft // 4), max(1, n_fft // 2), max(1, 3 * n_fft // 4), n_fft}):
+            assert _nola(window, hop) == check_NOLA(window, n_fft, n_fft - hop)

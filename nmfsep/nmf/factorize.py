@@ -27,7 +27,7 @@ class Progress(NamedTuple):
     n_init: int  #: number of restarts
     iteration: int  #: iterations done in this restart
     max_iter: int
-    objective: float  #: penalised objective before this iteration's updates
+    objective: float  #: penalised objective before this iteration's updates (NaN if not computed)
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,8 @@ class NMFResult:
     activations : np.ndarray [shape=(M, N)]
         Activations U; ``bases @ activations`` models Y.
     objective : np.ndarray [shape=(n_iter + 1,)]
-        Penalised objective of the kept restart: before the first iteration, then after each one.
+        Penalised objective of the kept restart: before the first iteration, then after each one
+        (NaN for iterations where it was not computed; see ``record_objective``).
     n_iter : int
         Iterations run by the kept restart.
     converged : bool
@@ -171,6 +172,7 @@ def factorize(
     callback: Callable[[Progress], None] | None = None,
     kernel: str = "auto",
     overwrite_input: bool = False,
+    record_objective: bool | None = None,
 ) -> NMFResult:
     """Factorize a non-negative matrix, Y ~ H U, by minimising a beta-divergence.
 
@@ -229,6 +231,10 @@ def factorize(
         array when Y is ``dtype`` and frame-major (the transpose of a C-contiguous N x K array,
         possibly a memory map, as :func:`nmfsep.spectrogram.magnitude_frames` returns).
         Y's values are changed. Ignored for other layouts.
+    record_objective : bool, optional
+        Compute the objective at every iteration. By default only when ``tol > 0`` needs it
+        (scikit-learn does the same): with ``tol=0`` the history holds the initial and final values
+        and NaN in between, which saves about a fifth of each iteration.
 
     Returns
     -------
@@ -329,6 +335,7 @@ def factorize(
                 int(n_init),
                 callback,
                 objective_scale,
+                tol > 0 if record_objective is None else bool(record_objective),
             )
         restart_objectives.append(history[-1])
         if best is None or history[-1] < best[2][-1]:
@@ -336,7 +343,8 @@ def factorize(
     H, U, history, converged = best
     H, U = np.ascontiguousarray(H), np.ascontiguousarray(U)
     U *= dtype.type(scale)
-    if not (np.all(np.isfinite(history)) and np.all(np.isfinite(H)) and np.all(np.isfinite(U))):
+    computed = np.asarray(history)[~np.isnan(history)]
+    if not (np.all(np.isfinite(computed)) and np.all(np.isfinite(H)) and np.all(np.isfinite(U))):
         raise ParameterError(
             f"beta={beta:g} overflowed in {dtype.name}: use a beta closer to [0, 2], a larger floor, "
             "or dtype=float64"
@@ -402,7 +410,7 @@ def _initial_factors(data, fixed, n_components, method, rng):
     return H, U
 
 
-def _run(workspace, H, U, free, max_iter, tol, norm, restart, n_init, callback, objective_scale):
+def _run(workspace, H, U, free, max_iter, tol, norm, restart, n_init, callback, objective_scale, record):
     """Iterate from (H, U) in place; return (objective history in the data's units, converged).
 
     H and U are the transposes of C-contiguous arrays (the engine's frame-major layout).
@@ -416,8 +424,9 @@ def _run(workspace, H, U, free, max_iter, tol, norm, restart, n_init, callback, 
         if iteration == max_iter:
             history.append(workspace.objective(bases_t, acts_t))
             break
-        # The U update also returns the objective of the current (H, U): free of extra passes.
-        history.append(workspace.update_activations(bases_t, acts_t, want_objective=True))
+        # The U update also returns the objective of the current (H, U) from the same passes.
+        value = workspace.update_activations(bases_t, acts_t, want_objective=record or iteration == 0)
+        history.append(math.nan if value is None else value)
         if iteration >= 1 and tol > 0:
             previous, current = history[-2], history[-1]
             if previous - current < tol * abs(previous):
