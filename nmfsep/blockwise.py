@@ -9,8 +9,10 @@ any length is separated in bounded memory; in-memory audio goes through the same
 
 from __future__ import annotations
 
+import os
 import tempfile
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -115,17 +117,31 @@ def resynthesise(
     """
     block_frames = block_frames or BLOCK_FRAMES
     masks = GroupMasks(bases, activations, [list(group) for group in groups], mask_power)
-    inverses = [OverlapAdd(stream.n_channels, stream.n_samples, settings) for _ in groups]
-    masked = None
-    for first, spectra in frame_blocks(
-        stream.reader(), stream.n_channels, stream.n_samples, settings, block_frames
-    ):
+    threads = max(1, min(len(groups), os.cpu_count() or 1))
+    inverses = [
+        OverlapAdd(stream.n_channels, stream.n_samples, settings, workers=1 if threads > 1 else -1)
+        for _ in groups
+    ]
+    buffers: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def output(index: int, first: int, spectra: np.ndarray, shared) -> None:
+        # one output's share of a block: its own buffers, so outputs run in parallel threads
         count = spectra.shape[1]
-        if masked is None:
-            masked = np.empty_like(spectra)
-        block = masked[:, :count]
-        for index, mask in enumerate(masks.block(first, first + count)):
-            np.multiply(spectra, mask, out=block)
-            write(index, inverses[index].push(block))
+        if index not in buffers:
+            buffers[index] = (np.empty(spectra.shape[1:], np.float32), np.empty_like(spectra))
+        mask, masked = (buffer[..., :count, :] for buffer in buffers[index])
+        masks.group_mask(index, first, first + count, shared, mask)
+        np.multiply(spectra, mask, out=masked)
+        write(index, inverses[index].push(masked))
+
+    # numpy, scipy.fft and libsndfile release the GIL: the outputs of a block are computed in
+    # parallel, each by one thread, and the blocks in order, so every file is written in order.
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        for first, spectra in frame_blocks(
+            stream.reader(), stream.n_channels, stream.n_samples, settings, block_frames
+        ):
+            shared = masks.shared(first, first + spectra.shape[1])
+            for done in [pool.submit(output, index, first, spectra, shared) for index in range(len(groups))]:
+                done.result()
     for index, inverse in enumerate(inverses):
         write(index, inverse.finish())

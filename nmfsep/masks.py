@@ -121,16 +121,27 @@ class GroupMasks:
 
         The yielded array is reused: copy it to keep it past the next one.
         """
-        acts = self.acts_t[start:stop]
-        total = acts @ self.bases_t
+        shared = self.shared(start, stop)
+        mask = np.empty_like(shared[0])
+        for index in range(len(self.groups)):
+            yield self.group_mask(index, start, stop, shared, mask)
+
+    def shared(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        """What every group's mask of frames [start, stop) needs: 1 / sum_i (h_i u_i)^a [shape=(b, K)]
+        and the flat indices of the bins no component explains."""
+        total = self.acts_t[start:stop] @ self.bases_t
         tiny = np.finfo(total.dtype).tiny
         empty = np.flatnonzero(total <= tiny)
         np.maximum(total, tiny, out=total)
         np.reciprocal(total, out=total)
-        mask = np.empty_like(total)
-        for group in self.groups:
-            np.matmul(acts[:, group], self.bases_t[group], out=mask)
-            mask *= total
-            np.minimum(mask, 1.0, out=mask)
-            mask.reshape(-1)[empty] = len(group) / self.M
-            yield mask
+        return total, empty
+
+    def group_mask(self, index: int, start: int, stop: int, shared, out: np.ndarray) -> np.ndarray:
+        """The mask of group ``index`` for frames [start, stop), written into ``out`` [shape=(b, K)]."""
+        reciprocal, empty = shared
+        group = self.groups[index]
+        np.matmul(self.acts_t[start:stop, group], self.bases_t[group], out=out)
+        out *= reciprocal
+        np.minimum(out, 1.0, out=out)
+        out.reshape(-1)[empty] = len(group) / self.M
+        return out

@@ -273,12 +273,20 @@ class OverlapAdd:
     settings : STFTSettings
         The settings of the forward transform.
     dtype : float32 or float64
+    workers : int
+        Threads for the inverse FFTs (-1: every core; 1 when the caller runs several in parallel).
     """
 
     def __init__(
-        self, n_channels: int, length: int, settings: STFTSettings, dtype: type = np.float32
+        self,
+        n_channels: int,
+        length: int,
+        settings: STFTSettings,
+        dtype: type = np.float32,
+        workers: int = _WORKERS,
     ) -> None:
         self.settings = settings
+        self.workers = workers
         self.length = length
         self.dtype = np.dtype(dtype)
         self.window = _window(settings, dtype)
@@ -295,7 +303,7 @@ class OverlapAdd:
 
         n_fft, hop = self.settings.n_fft, self.settings.hop_length
         count = spectra.shape[1]
-        frames = scipy.fft.irfft(spectra, n=n_fft, axis=-1, workers=_WORKERS)
+        frames = scipy.fft.irfft(spectra, n=n_fft, axis=-1, workers=self.workers)
         frames = (frames * self.window).astype(self.dtype, copy=False).transpose(0, 2, 1)  # (C, n_fft, b)
         first = self.next_frame - self.origin // hop  # origin is a multiple of hop
         # room for every frame, rounded up to whole hops so the strided adds stay in bounds
