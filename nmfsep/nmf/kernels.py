@@ -63,6 +63,80 @@ def _model(model, bases_t, activation):
 
 
 @nb.njit(cache=True, fastmath=_FAST, inline="always")
+def _model4(model, bases_t, activations):
+    """model[j] = activations[j] @ bases_t for four frames j, four basis rows per sweep: each row
+    of the bases is loaded once for the four frames."""
+    K, M = model.shape[1], bases_t.shape[0]
+    v0, v1, v2, v3 = model[0], model[1], model[2], model[3]
+    m = 0
+    while m + 4 <= M:
+        h0, h1, h2, h3 = bases_t[m], bases_t[m + 1], bases_t[m + 2], bases_t[m + 3]
+        a0, a1, a2, a3 = (
+            activations[0, m],
+            activations[0, m + 1],
+            activations[0, m + 2],
+            activations[0, m + 3],
+        )
+        b0, b1, b2, b3 = (
+            activations[1, m],
+            activations[1, m + 1],
+            activations[1, m + 2],
+            activations[1, m + 3],
+        )
+        c0, c1, c2, c3 = (
+            activations[2, m],
+            activations[2, m + 1],
+            activations[2, m + 2],
+            activations[2, m + 3],
+        )
+        d0, d1, d2, d3 = (
+            activations[3, m],
+            activations[3, m + 1],
+            activations[3, m + 2],
+            activations[3, m + 3],
+        )
+        if m == 0:
+            for k in range(K):
+                x0 = h0[k]
+                x1 = h1[k]
+                x2 = h2[k]
+                x3 = h3[k]
+                v0[k] = (a0 * x0 + a1 * x1) + (a2 * x2 + a3 * x3)
+                v1[k] = (b0 * x0 + b1 * x1) + (b2 * x2 + b3 * x3)
+                v2[k] = (c0 * x0 + c1 * x1) + (c2 * x2 + c3 * x3)
+                v3[k] = (d0 * x0 + d1 * x1) + (d2 * x2 + d3 * x3)
+        else:
+            for k in range(K):
+                x0 = h0[k]
+                x1 = h1[k]
+                x2 = h2[k]
+                x3 = h3[k]
+                v0[k] += (a0 * x0 + a1 * x1) + (a2 * x2 + a3 * x3)
+                v1[k] += (b0 * x0 + b1 * x1) + (b2 * x2 + b3 * x3)
+                v2[k] += (c0 * x0 + c1 * x1) + (c2 * x2 + c3 * x3)
+                v3[k] += (d0 * x0 + d1 * x1) + (d2 * x2 + d3 * x3)
+        m += 4
+    while m < M:
+        h0 = bases_t[m]
+        a0, b0, c0, d0 = activations[0, m], activations[1, m], activations[2, m], activations[3, m]
+        if m == 0:
+            for k in range(K):
+                x0 = h0[k]
+                v0[k] = a0 * x0
+                v1[k] = b0 * x0
+                v2[k] = c0 * x0
+                v3[k] = d0 * x0
+        else:
+            for k in range(K):
+                x0 = h0[k]
+                v0[k] += a0 * x0
+                v1[k] += b0 * x0
+                v2[k] += c0 * x0
+                v3[k] += d0 * x0
+        m += 1
+
+
+@nb.njit(cache=True, fastmath=_FAST, inline="always")
 def _project(bases_t, source, out):
     """out[m] = sum_k bases_t[m, k] source[k]."""
     for m in range(bases_t.shape[0]):
@@ -342,9 +416,11 @@ def activation_terms(data, bases_t, acts_t, kind, beta, tiny, numerator, denomin
         for group in range(start, stop, 4):
             count = min(4, stop - group)
             need_model = kind != EUC or want_objective
+            if need_model and count == 4:
+                _model4(model, bases_t, acts_t[group : group + 4])
             for j in range(count):
                 y = data[group + j]
-                if need_model:
+                if need_model and count < 4:
                     _model(model[j], bases_t, acts_t[group + j])
                 f, s = _terms(kind, beta, tiny, y, model[j], a[j], b[j], want_objective, scratch)
                 first += f
@@ -389,12 +465,15 @@ def basis_terms(data, bases_t, acts_t, kind, beta, tiny, first_row, numerators, 
         start, stop = chunk * N // n_chunks, (chunk + 1) * N // n_chunks
         for group in range(start, stop, 4):
             count = min(4, stop - group)
+            if kind != EUC and count == 4:
+                _model4(model, bases_t, acts_t[group : group + 4])
             for j in range(count):
                 y = data[group + j]
                 if kind == EUC:
                     a[j, :] = y
                 else:
-                    _model(model[j], bases_t, acts_t[group + j])
+                    if count < 4:
+                        _model(model[j], bases_t, acts_t[group + j])
                     _terms(kind, beta, tiny, y, model[j], a[j], b[j], False, scratch)
             if count == 4:
                 _accumulate4(numerator, acts_t[group : group + 4], first_row, a)
