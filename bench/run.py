@@ -281,21 +281,15 @@ def make_input(path: Path, minutes: float) -> None:
     subprocess.run([sys.executable, "-c", code, str(path), str(minutes), str(ROOT / "bench")], check=True)
 
 
+def separate_command(song: Path, out: Path) -> list[str]:
+    """`nmfsep separate SONG -m 4` into OUT, as a user runs it (defaults otherwise)."""
+    return [sys.executable, "-m", "nmfsep", "separate", str(song), "-m", "4", "-o", str(out), "--force"]
+
+
 def end_to_end(tmp: Path, repeats: int = 2, iters: int = 200) -> list[dict]:
     song = tmp / "song3.wav"
     make_input(song, 3)
-    nmfsep = [
-        sys.executable,
-        "-m",
-        "nmfsep",
-        "separate",
-        str(song),
-        "-m",
-        "4",
-        "-o",
-        str(tmp / "out"),
-        "--force",
-    ]
+    nmfsep = separate_command(song, tmp / "out")
     same = ["-d", "kl", "--max-iter", str(iters), "--tol", "0"]
     reference = [sys.executable, str(ROOT / "bench" / "reference_pipeline.py"), str(song), "-m", "4"]
     reference += ["--max-iter", str(iters), "-o", str(tmp / "reference")]
@@ -315,18 +309,7 @@ def scaling(tmp: Path, durations=(0.5, 3, 15, 60)) -> list[dict]:
     for minutes in durations:
         song = tmp / f"song{minutes:g}.wav"
         make_input(song, minutes)
-        command = [
-            sys.executable,
-            "-m",
-            "nmfsep",
-            "separate",
-            str(song),
-            "-m",
-            "4",
-            "-o",
-            str(tmp / "out"),
-            "--force",
-        ]
+        command = separate_command(song, tmp / "out")
         wall, rss, log = run_measured(command)
         song.unlink()
         rows.append({"minutes": minutes, "wall": wall, "rss": rss, "log": log})

@@ -2,9 +2,10 @@
 
 Every update needs, for each frame n, the model v = H u_n, elementwise terms a(y, v) and b(v), and
 their projections on the bases. Separate numpy/BLAS calls stream K x N arrays through memory 10 to 14
-times per iteration; here each frame's model and terms live in three length-K buffers (in L1 cache)
-and the data is read once per update. At small ranks this is memory-bound and several times faster
-than BLAS; at large ranks the products dominate and :mod:`.passes` (BLAS on tiles) wins.
+times per iteration; here the model and terms of four frames at a time live in small 4 x K buffers
+(in L1/L2 cache), each basis row is loaded once for the four frames, and the data is read once per
+update. At small ranks this is memory-bound and several times faster
+than BLAS; at large ranks the products dominate and BLAS on tiles (in :mod:`.updates`) wins.
 
 Layout (frame-major, so one frame is contiguous)::
 
@@ -28,7 +29,7 @@ import math
 import numba as nb
 import numpy as np
 
-IS, KL, EUC, GENERAL = 0, 1, 2, 3
+from .updates import EUC, GENERAL, IS, KL  # the kinds of update, shared with the numpy kernel
 
 #: Reassociation lets LLVM vectorise the length-K reductions; no assumptions about NaN or infinities.
 _FAST = {"reassoc", "contract", "nsz"}

@@ -63,8 +63,9 @@ NUMPY_TILE = 1024
 #: lose ~1e-5 relative, more than the tolerance; block results added in float64 keep ~1e-9).
 _BLOCK = 1 << 16
 
-_KINDS = {0.0: 0, 1.0: 1, 2.0: 2}  # IS, KL, EUC; anything else is the general formula (3)
+#: The kinds of update (also used by the numba kernels): beta 0, 1, 2, and any other beta.
 IS, KL, EUC, GENERAL = 0, 1, 2, 3
+_KINDS = {0.0: IS, 1.0: KL, 2.0: EUC}
 
 
 def _dot64(a: np.ndarray, b: np.ndarray) -> float:
