@@ -6,17 +6,15 @@ Usage::
 
 Builds the input from the shipped samples (piano on the left, speech + vibraphone on the right,
 resampled to 44.1 kHz and repeated to length), then runs the real command line in a subprocess and
-reports its wall time and peak resident memory (getrusage of the child). Prints one line per run.
+reports its wall time and peak resident memory (wait4 in a small launcher, see run.py). One line per run;
+`make bench` (bench/run.py) runs the full comparison.
 """
 
 from __future__ import annotations
 
 import argparse
-import resource
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -63,15 +61,15 @@ def main(argv: list[str] | None = None) -> int:
             *args.extra,
         ]
         print("command: nmfsep " + " ".join(command[3:]))
-        for run in range(args.repeat):
-            started = time.perf_counter()
-            done = subprocess.run(command, capture_output=True, text=True)
-            wall = time.perf_counter() - started
-            if done.returncode != 0:
-                print(done.stderr, file=sys.stderr)
-                return done.returncode
-            peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-            print(f"run {run + 1}: wall {wall:.1f} s, peak RSS {peak_mb:.0f} MB | {done.stderr.strip()}")
+        from run import run_measured  # peak RSS of the command alone (see run.py)
+
+        for index in range(args.repeat):
+            try:
+                wall, peak_mb, log = run_measured(command)
+            except RuntimeError as exc:
+                print(exc, file=sys.stderr)
+                return 1
+            print(f"run {index + 1}: wall {wall:.1f} s, peak RSS {peak_mb:.0f} MB | {log}")
     return 0
 
 

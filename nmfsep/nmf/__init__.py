@@ -1,4 +1,4 @@
-"""The NMF engine: numpy only, no I/O, no printing.
+"""The NMF engine: numpy, plus numba kernels for the fused updates; no I/O, no printing.
 
 Convention, used in every docstring of this package::
 
