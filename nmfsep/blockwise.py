@@ -99,7 +99,8 @@ def resynthesise(
 
     ``write(index, samples)`` receives the samples [shape=(C, s)] of output ``index`` (one per
     group) in order, as soon as they are complete; over the whole call each output gets exactly
-    the input's length. The outputs sum to the input.
+    the input's length. The last output is the input minus the others, so the outputs sum to the
+    input exactly (in float32).
 
     Parameters
     ----------
@@ -117,14 +118,18 @@ def resynthesise(
     """
     block_frames = block_frames or BLOCK_FRAMES
     masks = GroupMasks(bases, activations, [list(group) for group in groups], mask_power)
-    threads = max(1, min(len(groups), os.cpu_count() or 1))
+    # The masks sum to 1, so the outputs sum to the input: the last output is the input minus the
+    # others (exactly, instead of to float rounding), which spares one mask and inverse transform.
+    masked_outputs = max(1, len(groups) - 1)
+    threads = max(1, min(masked_outputs, os.cpu_count() or 1))
     inverses = [
         OverlapAdd(stream.n_channels, stream.n_samples, settings, workers=1 if threads > 1 else -1)
-        for _ in groups
+        for _ in range(masked_outputs)
     ]
+    remainder = _SampleReader(stream) if len(groups) > 1 else None
     buffers: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
-    def output(index: int, first: int, spectra: np.ndarray, shared) -> None:
+    def output(index: int, first: int, spectra: np.ndarray, shared) -> np.ndarray:
         # one output's share of a block: its own buffers, so outputs run in parallel threads
         count = spectra.shape[1]
         if index not in buffers:
@@ -132,7 +137,17 @@ def resynthesise(
         mask, masked = (buffer[..., :count, :] for buffer in buffers[index])
         masks.group_mask(index, first, first + count, shared, mask)
         np.multiply(spectra, mask, out=masked)
-        write(index, inverses[index].push(masked))
+        piece = inverses[index].push(masked)
+        write(index, piece)
+        return piece
+
+    def last(pieces: list[np.ndarray]) -> None:
+        # every OverlapAdd emits the same samples at each step: subtract them from the input's
+        if remainder is not None:
+            rest = remainder.read(pieces[0].shape[1])
+            for piece in pieces:
+                rest -= piece
+            write(len(groups) - 1, rest)
 
     # numpy, scipy.fft and libsndfile release the GIL: the outputs of a block are computed in
     # parallel, each by one thread, and the blocks in order, so every file is written in order.
@@ -141,7 +156,30 @@ def resynthesise(
             stream.reader(), stream.n_channels, stream.n_samples, settings, block_frames
         ):
             shared = masks.shared(first, first + spectra.shape[1])
-            for done in [pool.submit(output, index, first, spectra, shared) for index in range(len(groups))]:
-                done.result()
-    for index, inverse in enumerate(inverses):
-        write(index, inverse.finish())
+            tasks = [pool.submit(output, index, first, spectra, shared) for index in range(masked_outputs)]
+            last([task.result() for task in tasks])
+    pieces = [inverse.finish() for inverse in inverses]
+    for index, piece in enumerate(pieces):
+        write(index, piece)
+    last(pieces)
+
+
+class _SampleReader:
+    """The input's samples in order, exactly ``count`` at a time (zeros past a short source)."""
+
+    def __init__(self, stream: AudioStream) -> None:
+        self.read_more = stream.reader()
+        self.n_channels = stream.n_channels
+
+    def read(self, count: int) -> np.ndarray:
+        pieces, missing = [], count
+        while missing > 0:
+            piece = np.asarray(self.read_more(missing), dtype=np.float32)
+            if piece.shape[1] == 0:
+                pieces.append(np.zeros((self.n_channels, missing), dtype=np.float32))
+                break
+            pieces.append(piece)
+            missing -= piece.shape[1]
+        if not pieces:
+            return np.zeros((self.n_channels, 0), dtype=np.float32)
+        return np.concatenate(pieces, axis=1) if len(pieces) > 1 else pieces[0].copy()
