@@ -18,7 +18,7 @@ import numpy as np
 
 from .audio import AudioStream
 from .masks import GroupMasks
-from .spectrogram import OverlapAdd, STFTSettings, _window, frame_blocks, n_frames
+from .spectrogram import OverlapAdd, STFTSettings, _window, frame_blocks, n_frames, read_exactly
 
 #: Frames per block in both passes (a block of 44.1 kHz stereo at n_fft 2048 is ~16 MB of spectra).
 BLOCK_FRAMES = 1024
@@ -126,7 +126,7 @@ def resynthesise(
         OverlapAdd(stream.n_channels, stream.n_samples, settings, workers=1 if threads > 1 else -1)
         for _ in range(masked_outputs)
     ]
-    remainder = _SampleReader(stream) if len(groups) > 1 else None
+    remainder = stream.reader() if len(groups) > 1 else None
     buffers: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     def output(index: int, first: int, spectra: np.ndarray, shared) -> np.ndarray:
@@ -144,7 +144,7 @@ def resynthesise(
     def last(pieces: list[np.ndarray]) -> None:
         # every OverlapAdd emits the same samples at each step: subtract them from the input's
         if remainder is not None:
-            rest = remainder.read(pieces[0].shape[1])
+            rest = read_exactly(remainder, stream.n_channels, pieces[0].shape[1])
             for piece in pieces:
                 rest -= piece
             write(len(groups) - 1, rest)
@@ -162,24 +162,3 @@ def resynthesise(
     for index, piece in enumerate(pieces):
         write(index, piece)
     last(pieces)
-
-
-class _SampleReader:
-    """The input's samples in order, exactly ``count`` at a time (zeros past a short source)."""
-
-    def __init__(self, stream: AudioStream) -> None:
-        self.read_more = stream.reader()
-        self.n_channels = stream.n_channels
-
-    def read(self, count: int) -> np.ndarray:
-        pieces, missing = [], count
-        while missing > 0:
-            piece = np.asarray(self.read_more(missing), dtype=np.float32)
-            if piece.shape[1] == 0:
-                pieces.append(np.zeros((self.n_channels, missing), dtype=np.float32))
-                break
-            pieces.append(piece)
-            missing -= piece.shape[1]
-        if not pieces:
-            return np.zeros((self.n_channels, 0), dtype=np.float32)
-        return np.concatenate(pieces, axis=1) if len(pieces) > 1 else pieces[0].copy()

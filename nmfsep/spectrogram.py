@@ -193,16 +193,11 @@ def frame_blocks(
         end = (first + size - 1) * hop + n_fft
         missing = end - origin - buffer.shape[1]
         if missing > 0:
-            pieces = [buffer]
-            while missing > 0 and unread > 0:
-                piece = np.asarray(read(min(missing, unread)), dtype=dtype)
-                if piece.shape[1] == 0:  # the source ended early
-                    unread = 0
-                unread -= piece.shape[1]
-                missing -= piece.shape[1]
-                pieces.append(piece)
-            if missing > 0:  # the right padding (or samples the source did not deliver)
-                pieces.append(np.zeros((n_channels, missing), dtype=dtype))
+            take = min(missing, unread)
+            unread -= take
+            # the signal's next samples, then the right padding
+            pieces = [buffer, read_exactly(read, n_channels, take, dtype)]
+            pieces.append(np.zeros((n_channels, missing - take), dtype=dtype))
             buffer = np.concatenate(pieces, axis=1)
         local = buffer[:, first * hop - origin : end - origin]
         frames = np.lib.stride_tricks.sliding_window_view(local, n_fft, axis=-1)[:, ::hop]
@@ -243,6 +238,22 @@ def stft(signal: np.ndarray, settings: STFTSettings) -> np.ndarray:
     for first, spectra in frame_blocks(ArrayReader(channels), n_channels, n_samples, settings, dtype=dtype):
         X[:, :, first : first + spectra.shape[1]] = spectra.transpose(0, 2, 1)
     return X if signal.ndim > 1 else X[0]
+
+
+def read_exactly(
+    read: Callable[[int], np.ndarray], n_channels: int, count: int, dtype: type = np.float32
+) -> np.ndarray:
+    """The next ``count`` samples [shape=(C, count)] from ``read``, however it splits them; zeros
+    for any that a source ending early does not deliver. A new array (never a view of the source)."""
+    pieces, missing = [], count
+    while missing > 0:
+        piece = np.asarray(read(missing), dtype=dtype)
+        if piece.shape[1] == 0:
+            break
+        pieces.append(piece)
+        missing -= piece.shape[1]
+    pieces.append(np.zeros((n_channels, missing), dtype=dtype))
+    return np.concatenate(pieces, axis=1)
 
 
 class ArrayReader:

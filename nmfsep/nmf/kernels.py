@@ -252,8 +252,8 @@ def _accumulate4(sums, activations, first_row, sources):
 
 
 @nb.njit(cache=True, fastmath=_FAST, inline="always")
-def _sum_log(values, weights, weighted, mantissa_bits):
-    """sum(weights * log(values)) (or sum(log(values))) over positive finite values, in float64.
+def _sum_log(values, weights, mantissa_bits):
+    """sum(weights * log(values)) over positive finite values, in float64.
 
     A scalar ``math.log`` per entry costs more than the whole update (it does not vectorise), so
     float32 values use Cephes' logf: exponent and mantissa from the bits, a degree-9 polynomial in
@@ -263,7 +263,7 @@ def _sum_log(values, weights, weighted, mantissa_bits):
     K = values.shape[0]
     if values.itemsize != 4:
         for k in range(K):
-            total += (weights[k] if weighted else 1.0) * math.log(values[k])
+            total += weights[k] * math.log(values[k])
         return total
     bits = values.view(np.int32)
     for k in range(K):
@@ -314,7 +314,7 @@ def _sum_log(values, weights, weighted, mantissa_bits):
         )
         y += np.float32(-2.12194440e-4) * exponent - np.float32(0.5) * z
         log_value = x + y + np.float32(0.693359375) * exponent
-        total += (weights[k] if weighted else np.float32(1.0)) * log_value
+        total += weights[k] * log_value
     return total
 
 
@@ -356,7 +356,7 @@ def _terms(kind, beta, tiny, y, model, a, b, want_objective, scratch):
         for k in range(K):
             a[k] = y[k] / model[k]
         if want_objective:
-            first = _sum_log(a, y, True, scratch)
+            first = _sum_log(a, y, scratch)
     elif kind == IS:
         for k in range(K):
             b[k] = 1.0 / model[k]
