@@ -411,12 +411,10 @@ class AudioWriters:
         """Append (C, s) samples to output ``index``."""
         if samples.shape[1] == 0:
             return
-        peak = float(np.max(np.abs(samples)))
+        frames, peak = _encoded(samples, self.subtype)
         self.peaks[index] = max(self.peaks[index], peak)
-        if self.subtype not in _FLOAT_SUBTYPES and peak > 1.0:
-            samples = np.clip(samples, -1.0, 1.0)
         try:
-            self.files[index].write(samples.T)
+            self.files[index].write(frames)
         except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as exc:
             raise OutputError(f"cannot write: {exc}", self.paths[index]) from exc
 
@@ -442,6 +440,33 @@ class AudioWriters:
         for tmp in self.temporaries:
             if os.path.exists(tmp):
                 os.unlink(tmp)
+
+
+def _encoded(samples: np.ndarray, subtype: str) -> tuple[np.ndarray, float]:
+    """(C, s) samples as soundfile takes them for ``subtype``, and their peak |value|.
+
+    Returns (s, C) frames, clipped to full scale for integer and lossy subtypes. PCM_16 is
+    converted here as libsndfile 1.2 does it -- ``lrint(x * 2^31) >> 16``, clipped -- so the file is
+    the same byte for byte, but vectorised: libsndfile's per-sample loop costs more than the
+    inverse transforms of the block. Every step is exact in float32 (scaling by powers of two,
+    rounding, flooring), so no wider type is needed.
+    """
+    if samples.size == 0:
+        return samples.T, 0.0
+    peak = float(max(np.max(samples), -np.min(samples)))
+    if subtype in _FLOAT_SUBTYPES:
+        return samples.T, peak
+    if subtype == "PCM_16" and samples.dtype in (np.float32, np.float64):
+        scaled = np.multiply(samples, samples.dtype.type(2.0**31))
+        np.rint(scaled, out=scaled)
+        scaled *= samples.dtype.type(2.0**-16)
+        np.floor(scaled, out=scaled)  # the arithmetic shift right by 16
+        np.clip(scaled, -0x8000, 0x7FFF, out=scaled)
+        frames = np.empty(samples.shape[::-1], dtype=np.int16)
+        for channel, values in enumerate(scaled):
+            frames[:, channel] = values
+        return frames, peak
+    return (np.clip(samples, -1.0, 1.0) if peak > 1.0 else samples).T, peak
 
 
 def _warn_clipped(path, peak: float, subtype: str) -> None:
@@ -482,12 +507,9 @@ def save(
     path : pathlib.Path
     """
     subtype = output_subtype(format, subtype, None)
-    samples = np.atleast_2d(samples)
-    peak = float(np.max(np.abs(samples))) if samples.size else 0.0
+    frames, peak = _encoded(np.atleast_2d(samples), subtype)
     if subtype not in _FLOAT_SUBTYPES and peak > 1.0:
         _warn_clipped(path, peak, subtype)
-        samples = np.clip(samples, -1.0, 1.0)
-    frames = samples.T  # soundfile wants (frames, channels)
 
     def write(tmp: str) -> None:
         try:

@@ -274,7 +274,8 @@ class OverlapAdd:
 
     Push consecutive blocks of frames with :meth:`push`, then call :meth:`finish`; the pieces
     returned, concatenated, are the inverse of :func:`stft` (exactly ``length`` samples). Memory
-    holds one block of frames whatever the length.
+    holds one block of frames whatever the length: the overlap-add buffer is allocated once and
+    reused, the samples still awaiting later frames moved to its front after each block.
 
     Parameters
     ----------
@@ -301,10 +302,14 @@ class OverlapAdd:
         self.length = length
         self.dtype = np.dtype(dtype)
         self.window = _window(settings, dtype)
+        self.squared_window = self.window**2
         self.offset = settings.n_fft // 2 if settings.center else 0  # padded position of sample 0
-        self.signal = np.zeros((n_channels, 0), dtype=dtype)  # padded positions from `origin` on
-        self.envelope = np.zeros((1, 0), dtype=dtype)
+        self.n_channels = n_channels
+        # samples at padded positions origin .. origin + used; the buffer grows to the largest block
+        self.signal = np.zeros((n_channels, 0), dtype=dtype)
+        self.envelope = np.zeros(0, dtype=dtype)
         self.origin = 0
+        self.used = 0
         self.next_frame = 0
         self.emitted = 0
 
@@ -315,43 +320,65 @@ class OverlapAdd:
         n_fft, hop = self.settings.n_fft, self.settings.hop_length
         count = spectra.shape[1]
         frames = scipy.fft.irfft(spectra, n=n_fft, axis=-1, workers=self.workers)
-        frames = (frames * self.window).astype(self.dtype, copy=False).transpose(0, 2, 1)  # (C, n_fft, b)
+        if frames.dtype != self.dtype:
+            frames = frames.astype(self.dtype)
+        frames *= self.window  # (C, b, n_fft), in place
         first = self.next_frame - self.origin // hop  # origin is a multiple of hop
-        # room for every frame, rounded up to whole hops so the strided adds stay in bounds
+        # every frame's span, rounded up to whole hops so the strided adds stay in bounds
         needed = (first + count + -(-n_fft // hop)) * hop
-        if needed > self.signal.shape[1]:
-            grow = needed - self.signal.shape[1]
-            self.signal = np.concatenate(
-                [self.signal, np.zeros((self.signal.shape[0], grow), self.dtype)], axis=1
-            )
-            self.envelope = np.concatenate([self.envelope, np.zeros((1, grow), self.dtype)], axis=1)
-        _overlap_add(self.signal, frames, first, hop)
-        squared = np.broadcast_to((self.window**2)[None, :, None], (1, n_fft, count))
-        _overlap_add(self.envelope, squared, first, hop)
+        self._reserve(needed)
+        for start in range(0, n_fft, hop):
+            # piece [start, start + hop) of every frame lands on disjoint samples: one strided add
+            width = min(hop, n_fft - start)
+            begin = first * hop + start
+            target = self.signal[:, begin : begin + count * hop].reshape(self.n_channels, count, hop)
+            target[:, :, :width] += frames[:, :, start : start + width]
+            weights = self.envelope[begin : begin + count * hop].reshape(count, hop)
+            weights[:, :width] += self.squared_window[start : start + width]
         self.next_frame += count
         complete = self.next_frame * hop
         piece = self._emit(complete)
         # positions below `complete` are emitted (or padding): keep only what later frames add to
-        self.signal = self.signal[:, complete - self.origin :]
-        self.envelope = self.envelope[:, complete - self.origin :]
-        self.origin = complete
+        self._drop(complete - self.origin)
         return piece
 
     def finish(self) -> np.ndarray:
         """The remaining samples, zero-padded to ``length`` if the frames stop short."""
-        out = self._emit(self.origin + self.signal.shape[1])
+        out = self._emit(self.origin + self.used)
         missing = self.length - self.emitted
         if missing > 0:  # frames do not reach the end: zero-pad as librosa does
             out = np.concatenate([out, np.zeros((out.shape[0], missing), self.dtype)], axis=1)
             self.emitted = self.length
         return out
 
+    def _reserve(self, needed: int) -> None:
+        """Make positions origin .. origin + needed addressable, the new ones zero."""
+        if needed > self.signal.shape[1]:
+            signal = np.zeros((self.n_channels, needed), self.dtype)
+            envelope = np.zeros(needed, self.dtype)
+            signal[:, : self.used] = self.signal[:, : self.used]
+            envelope[: self.used] = self.envelope[: self.used]
+            self.signal, self.envelope = signal, envelope
+        elif needed > self.used:
+            self.signal[:, self.used : needed] = 0
+            self.envelope[self.used : needed] = 0
+        self.used = max(self.used, needed)
+
+    def _drop(self, count: int) -> None:
+        """Forget the first ``count`` positions, moving the rest to the front of the buffer."""
+        rest = self.used - count
+        if rest > 0:
+            self.signal[:, :rest] = self.signal[:, count : self.used].copy()
+            self.envelope[:rest] = self.envelope[count : self.used].copy()
+        self.used = max(rest, 0)
+        self.origin += count
+
     def _emit(self, complete: int) -> np.ndarray:
         """Samples at padded positions below ``complete`` (no later frame reaches them)."""
         start = self.offset + self.emitted
         stop = min(complete, self.offset + self.length)
         if stop > start:
-            envelope = self.envelope[0, start - self.origin : stop - self.origin]
+            envelope = self.envelope[start - self.origin : stop - self.origin]
             # divide where the window overlap is not negligible (leave the rest as it is)
             divisor = np.where(envelope > np.finfo(self.dtype).tiny, envelope, self.dtype.type(1))
             piece = self.signal[:, start - self.origin : stop - self.origin] / divisor
@@ -394,17 +421,3 @@ def istft(X: np.ndarray, settings: STFTSettings, length: int) -> np.ndarray:
     if position < length:
         out[:, position:] = inverse.finish()
     return out if X.ndim == 3 else out[0]
-
-
-def _overlap_add(signal: np.ndarray, frames: np.ndarray, first: int, hop: int) -> None:
-    """Add ``frames`` [shape=(C, n_fft, b)] at positions (first + i) * hop of ``signal`` (C, total).
-
-    Each frame is split into hop-long pieces; piece j of every frame lands on disjoint samples, so
-    it is one strided add per piece instead of one add per frame.
-    """
-    n_fft, count = frames.shape[1], frames.shape[2]
-    for j in range(0, n_fft, hop):
-        width = min(hop, n_fft - j)
-        begin = first * hop + j
-        target = signal[:, begin : begin + count * hop].reshape(signal.shape[0], count, hop)
-        target[:, :, :width] += frames[:, j : j + width].transpose(0, 2, 1)

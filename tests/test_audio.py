@@ -136,3 +136,26 @@ def test_output_subtype_errors():
         audio.output_subtype("flac", "FLOAT", None)
     with pytest.raises(ParameterError, match="format='mp4'"):
         audio.output_subtype("mp4", None, None)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_pcm16_encoding_is_libsndfiles_byte_for_byte(tmp_path, rng, dtype):
+    """nmfsep converts to 16-bit itself (vectorised); the files must be what libsndfile writes."""
+    samples = np.concatenate(
+        [
+            rng.standard_normal((2, 20000)) * 0.4,  # some beyond full scale: clipped
+            rng.standard_normal((2, 20000)) * 1e-4,  # quiet: rounding at the smallest steps
+            (rng.integers(-200, 200, (2, 2000)) - 2.0**-17) / 32768,  # just below a step
+        ],
+        axis=1,
+    ).astype(dtype)
+    samples[0, :6] = [1.0, -1.0, 0.99999, -0.99999, 3 / 32768, -3 / 32768]
+    with pytest.warns(NmfsepWarning, match="clipped"):
+        ours = audio.save(tmp_path / "ours.wav", samples, 44100, subtype="PCM_16")
+    sf.write(tmp_path / "theirs.wav", np.clip(samples, -1.0, 1.0).T, 44100, subtype="PCM_16")
+    assert ours.read_bytes() == (tmp_path / "theirs.wav").read_bytes()
+    with pytest.warns(NmfsepWarning, match="clipped"):
+        with audio.AudioWriters([tmp_path / "blocks.wav"], 44100, 2, subtype="PCM_16") as writers:
+            for start in range(0, samples.shape[1], 7000):
+                writers.write(0, samples[:, start : start + 7000])
+    assert (tmp_path / "blocks.wav").read_bytes() == ours.read_bytes()
