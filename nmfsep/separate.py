@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import string
+import threading
 import time
 import warnings
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from .blockwise import resynthesise, spectrogram_frames
 from .errors import AudioError, ModelFileError, NmfsepError, NmfsepWarning, OutputError, ParameterError
 from .modelfile import Model, save_model
 from .nmf import Progress, beta_from_name, check_parameters, factorize
+from .nmf.updates import preload_kernels
 from .spectrogram import STFTSettings
 
 #: Defaults chosen by measurement on the dev set (see README, "Choosing the defaults").
@@ -253,6 +255,13 @@ def _as_signal(signal: np.ndarray) -> np.ndarray:
     return signal.astype(np.float32, copy=False)
 
 
+def _preload_kernels(n_components: int, options: Options) -> None:
+    try:
+        preload_kernels(n_components, options.resolved_beta)
+    except Exception:  # noqa: BLE001 -- only a head start: factorize reports any real problem itself
+        pass
+
+
 def _factorize_stream(
     stream: audio_io.AudioStream,
     options: Options,
@@ -268,14 +277,24 @@ def _factorize_stream(
     """
     stft_settings = options.stft
     sample_rate = stream.sample_rate
-    frames, silent = spectrogram_frames(
-        stream, stft_settings, options.power, max_memory=memory_budget(max_memory)
+    fixed = np.concatenate([model.bases for model in sources], axis=1) if sources else None
+    n_free = options.free if sources else options.n_components
+    # numba's compiled kernels take ~0.5 s to load: load them while the audio is read and transformed
+    preload = threading.Thread(
+        target=_preload_kernels,
+        args=(n_free + (0 if fixed is None else fixed.shape[1]), options),
+        daemon=True,
     )
+    preload.start()
+    try:
+        frames, silent = spectrogram_frames(
+            stream, stft_settings, options.power, max_memory=memory_budget(max_memory)
+        )
+    finally:
+        preload.join()
     if silent:
         warnings.warn("audio is silent: every component will be silence", NmfsepWarning, stacklevel=3)
     Y = frames.T  # K x N view; the engine scales and floors it in place (no copy)
-    fixed = np.concatenate([model.bases for model in sources], axis=1) if sources else None
-    n_free = options.free if sources else options.n_components
     # One BLAS thread: OpenBLAS results change in the last bits with its thread count, and outputs
     # must be bit-identical whatever the machine or --jobs (measured cost: 8% on a 3-minute file).
     with threadpool_limits(limits=1, user_api="blas"):

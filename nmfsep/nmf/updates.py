@@ -89,6 +89,19 @@ def resolve_kernel(kernel: str, n_components: int, beta: float) -> str:
     return kernel
 
 
+def preload_kernels(n_components: int, beta: float, kernel: str = "auto", dtype=np.float32) -> None:
+    """Load the compiled kernels a factorization of this rank and beta will use (numba's cache
+    takes ~0.5 s to load), so that a caller can do it in a background thread while it reads the
+    data. Does nothing for the numpy kernel."""
+    if resolve_kernel(kernel, n_components, beta) != "numba" and not (
+        beta == 2.0 and n_components <= EUC_FUSED_MAX_RANK
+    ):
+        return
+    from . import kernels
+
+    kernels.load(np.dtype(dtype).type, (_KINDS.get(beta, GENERAL),))
+
+
 class _NumpyKernel:
     """The update sums with BLAS on tiles of frames; per-tile scratch only."""
 
@@ -194,29 +207,51 @@ class _NumpyKernel:
 
 
 class _NumbaKernel:
-    """The update sums with the fused kernels of :mod:`.kernels`."""
+    """The update sums with the fused kernels of :mod:`.kernels` (register-blocked ones for KL and
+    IS at ranks up to 4)."""
 
-    def __init__(self, data: np.ndarray, kind: int, n_free: int) -> None:
+    def __init__(self, data: np.ndarray, kind: int, n_free: int, n_components: int) -> None:
         from . import kernels  # numba is imported (and kernels loaded from its cache) on first use
 
         self.kernels = kernels
         self.sums = np.empty((N_CHUNKS, 2))
-        self.numerators = np.empty((N_CHUNKS, n_free, data.shape[1]), dtype=data.dtype)
+        self.rank4 = n_components <= 4 and kind in (IS, KL)
+        rows = 4 if self.rank4 else n_free
+        self.numerators = np.empty((N_CHUNKS, rows, data.shape[1]), dtype=data.dtype)
         self.denominators = (
             np.empty_like(self.numerators) if kind in (IS, GENERAL) else self.numerators[:, :0]
         )
+        # H^T padded with zero rows to four (the rank-4 kernels' layout)
+        self.bases4 = np.zeros((4, data.shape[1]), dtype=data.dtype) if self.rank4 else None
+
+    def _padded(self, bases_t: np.ndarray) -> np.ndarray:
+        self.bases4[: bases_t.shape[0]] = bases_t
+        return self.bases4
 
     def activation_terms(
         self, data, bases_t, acts_t, kind, beta, tiny, numerator, denominator, want_objective
     ):
         if denominator is None:  # KL, EUC: not written; numba needs an array of the same type
             denominator = numerator
-        self.kernels.activation_terms(
-            data, bases_t, acts_t, kind, beta, tiny, numerator, denominator, want_objective, self.sums
-        )
+        if self.rank4:
+            self.kernels.activation_terms4(
+                data, self._padded(bases_t), acts_t, kind, numerator, denominator, want_objective, self.sums
+            )
+        else:
+            self.kernels.activation_terms(
+                data, bases_t, acts_t, kind, beta, tiny, numerator, denominator, want_objective, self.sums
+            )
         return math.fsum(self.sums[:, 0]), math.fsum(self.sums[:, 1])
 
     def basis_terms(self, data, bases_t, acts_t, kind, beta, tiny, rows, numerator, denominator):
+        if self.rank4:
+            self.kernels.basis_terms4(
+                data, self._padded(bases_t), acts_t, kind, self.numerators, self.denominators
+            )
+            np.sum(self.numerators[:, rows], axis=0, out=numerator)
+            if denominator is not None:
+                np.sum(self.denominators[:, rows], axis=0, out=denominator)
+            return
         self.kernels.basis_terms(
             data, bases_t, acts_t, kind, beta, tiny, rows.start, self.numerators, self.denominators
         )
@@ -267,7 +302,7 @@ class MMWorkspace:
         self.numerator_h = np.empty((n_free, K), dtype=data.dtype)
         self.denominator_h = np.empty_like(self.numerator_h) if two_terms else None
         if self.kernel_name == "numba":
-            self.kernel = _NumbaKernel(data, self.kind, n_free)
+            self.kernel = _NumbaKernel(data, self.kind, n_free, n_components)
         else:
             self.kernel = _NumpyKernel(data, self.kind)
         # Constant parts of the objective, computed once (blockwise: data may be a memory map).
