@@ -121,7 +121,9 @@ def resynthesise(
     # The masks sum to 1, so the outputs sum to the input: the last output is the input minus the
     # others (exactly, instead of to float rounding), which spares one mask and inverse transform.
     masked_outputs = max(1, len(groups) - 1)
-    threads = max(1, min(masked_outputs, os.cpu_count() or 1))
+    # One thread per masked output, even beyond the core count: with 3 outputs on 2 cores, 2
+    # threads leave one core idle for a third of every block (measured: 1.2 vs 0.9 s on 3 minutes).
+    threads = masked_outputs if (os.cpu_count() or 1) > 1 else 1
     inverses = [
         OverlapAdd(stream.n_channels, stream.n_samples, settings, workers=1 if threads > 1 else -1)
         for _ in range(masked_outputs)
@@ -150,13 +152,16 @@ def resynthesise(
             write(len(groups) - 1, rest)
 
     # numpy, scipy.fft and libsndfile release the GIL: the outputs of a block are computed in
-    # parallel, each by one thread, and the blocks in order, so every file is written in order.
+    # parallel, each by one thread, while this thread transforms the next block; the blocks go in
+    # order, so every file is written in order.
+    blocks = frame_blocks(stream.reader(), stream.n_channels, stream.n_samples, settings, block_frames)
     with ThreadPoolExecutor(max_workers=threads) as pool:
-        for first, spectra in frame_blocks(
-            stream.reader(), stream.n_channels, stream.n_samples, settings, block_frames
-        ):
+        block = next(blocks, None)
+        while block is not None:
+            first, spectra = block
             shared = masks.shared(first, first + spectra.shape[1])
             tasks = [pool.submit(output, index, first, spectra, shared) for index in range(masked_outputs)]
+            block = next(blocks, None)
             last([task.result() for task in tasks])
     pieces = [inverse.finish() for inverse in inverses]
     for index, piece in enumerate(pieces):
