@@ -125,13 +125,15 @@ def test_kernels_give_the_same_iterates(rng, beta, sparsity, n_fixed, rank, dtyp
 
 
 def test_auto_kernel_by_rank(low_rank):
-    from nmfsep.nmf.updates import NUMBA_MAX_RANK
+    from nmfsep.nmf.updates import EUC_NUMBA_MAX_RANK, NUMBA_MAX_RANK
 
+    data = np.tile(low_rank, (2, 1))
     small = factorize(low_rank, 2, max_iter=1)
     euclidean = factorize(low_rank, 2, max_iter=1, beta="euc")
-    large = factorize(np.tile(low_rank, (2, 1)), NUMBA_MAX_RANK + 1, max_iter=1)
-    kernels = [result.settings["kernel"] for result in (small, euclidean, large)]
-    assert kernels == ["numba", "numpy", "numpy"]
+    large = factorize(data, NUMBA_MAX_RANK + 1, max_iter=1)
+    large_euclidean = factorize(data, EUC_NUMBA_MAX_RANK + 1, max_iter=1, beta="euc")
+    kernels = [result.settings["kernel"] for result in (small, euclidean, large, large_euclidean)]
+    assert kernels == ["numba", "numba", "numpy", "numpy"]
     with pytest.raises(ParameterError, match="kernel='cuda' is not one of"):
         factorize(low_rank, 2, kernel="cuda")
 

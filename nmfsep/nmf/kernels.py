@@ -1,11 +1,19 @@
-"""Fused numba kernels for the MM updates: one pass over the data per update, tile by tile.
+"""Fused numba kernels for the MM updates: one pass over the data per update.
 
 Every update needs, for each frame n, the model v = H u_n, elementwise terms a(y, v) and b(v), and
 their projections on the bases. Separate numpy/BLAS calls stream K x N arrays through memory 10 to 14
-times per iteration; here the model and terms of four frames at a time live in small 4 x K buffers
-(in L1/L2 cache), each basis row is loaded once for the four frames, and the data is read once per
-update. At small ranks this is memory-bound and several times faster
-than BLAS; at large ranks the products dominate and BLAS on tiles (in :mod:`.updates`) wins.
+times per iteration; here the data is read once per update:
+
+* the general kernels (:func:`activation_terms`, :func:`basis_terms`, any rank, IS, KL and other
+  betas) stage the model and terms of four frames in small 4 x K buffers, each basis row loaded once
+  for the four frames;
+* at ranks up to 4, :func:`activation_terms4` and :func:`basis_terms4` (IS and KL) keep every
+  partial sum of four frames in registers, in one sweep over the bins;
+* the Euclidean distance has no elementwise terms: :func:`euclidean_projections` and
+  :func:`euclidean_sums` compute its two projections four frames by four bases at a time.
+
+At small ranks this is memory-bound and several times faster than BLAS; at large ranks the products
+dominate and BLAS on tiles (in :mod:`.updates`) wins.
 
 Layout (frame-major, so one frame is contiguous)::
 
@@ -18,7 +26,6 @@ Terms per kind (see :mod:`.updates`)::
 
     IS       a = y / v^2        b = 1 / v
     KL       a = y / v          b = 1 (projection done outside)
-    EUC      a = y              b = v (projection done outside)
     GENERAL  a = y v^(beta-2)   b = v^(beta-1)
 """
 
@@ -367,11 +374,6 @@ def _terms(kind, beta, tiny, y, model, a, b, want_objective, scratch):
             second = _sum_log_unweighted(a, scratch)
         for k in range(K):
             a[k] *= b[k]
-    elif kind == EUC:
-        if want_objective:
-            for k in range(K):
-                residual = model[k] - y[k]
-                first += residual * residual
     else:
         for k in range(K):
             value = max(model[k], tiny)
@@ -395,12 +397,12 @@ def activation_terms(data, bases_t, acts_t, kind, beta, tiny, numerator, denomin
     bases_t : np.ndarray [shape=(M, K)]
     acts_t : np.ndarray [shape=(N, M)]
     kind : int
-        IS, KL, EUC or GENERAL.
+        IS, KL or GENERAL (EUC has kernels of its own, below).
     numerator, denominator : np.ndarray [shape=(N, M)]
-        Written (denominator only for IS and GENERAL; EUC's numerator is H^T y_n).
+        Written (denominator only for IS and GENERAL).
     sums : np.ndarray [shape=(n_chunks, 2), dtype=float64]
         Per chunk objective sums when ``want_objective`` (KL: sum y log(y/v); IS: sum y/v and
-        sum log(y/v); EUC: sum (v - y)^2; GENERAL: sum v^beta and sum y v^(beta-1)).
+        sum log(y/v); GENERAL: sum v^beta and sum y v^(beta-1)).
     """
     N, K = data.shape
     n_chunks = sums.shape[0]
@@ -416,18 +418,15 @@ def activation_terms(data, bases_t, acts_t, kind, beta, tiny, numerator, denomin
         start, stop = chunk * N // n_chunks, (chunk + 1) * N // n_chunks
         for group in range(start, stop, 4):
             count = min(4, stop - group)
-            need_model = kind != EUC or want_objective
-            if need_model and count == 4:
+            if count == 4:
                 _model4(model, bases_t, acts_t[group : group + 4])
             for j in range(count):
                 y = data[group + j]
-                if need_model and count < 4:
+                if count < 4:
                     _model(model[j], bases_t, acts_t[group + j])
                 f, s = _terms(kind, beta, tiny, y, model[j], a[j], b[j], want_objective, scratch)
                 first += f
                 second += s
-                if kind == EUC:
-                    a[j, :] = y
             if count == 4:
                 _project4(bases_t, a, numerator[group : group + 4])
                 if two_terms:
@@ -466,16 +465,12 @@ def basis_terms(data, bases_t, acts_t, kind, beta, tiny, first_row, numerators, 
         start, stop = chunk * N // n_chunks, (chunk + 1) * N // n_chunks
         for group in range(start, stop, 4):
             count = min(4, stop - group)
-            if kind != EUC and count == 4:
+            if count == 4:
                 _model4(model, bases_t, acts_t[group : group + 4])
             for j in range(count):
-                y = data[group + j]
-                if kind == EUC:
-                    a[j, :] = y
-                else:
-                    if count < 4:
-                        _model(model[j], bases_t, acts_t[group + j])
-                    _terms(kind, beta, tiny, y, model[j], a[j], b[j], False, scratch)
+                if count < 4:
+                    _model(model[j], bases_t, acts_t[group + j])
+                _terms(kind, beta, tiny, data[group + j], model[j], a[j], b[j], False, scratch)
             if count == 4:
                 _accumulate4(numerator, acts_t[group : group + 4], first_row, a)
                 if two_terms:
@@ -769,6 +764,100 @@ def basis_terms4(data, bases4, acts_t, kind, numerators, denominators):
                 n += 1
 
 
+# ------------------------------------------------------------------------------------------------
+# Euclidean updates: no elementwise terms, only the projections Y^T H (U update) and U Y^T (H
+# update). BLAS runs them at a fraction of its peak at small ranks (an inner or outer dimension of
+# M); four frames by four bases in registers read the data once at memory speed.
+
+
+@nb.njit(cache=True, fastmath=_FAST, parallel=True)
+def euclidean_projections(data, bases_t, numerator):
+    """numerator[n, m] = sum_k bases_t[m, k] data[n, k]: H^T y_n for every frame.
+
+    Four frames by four bases per sweep (16 sums in registers); a last group of fewer frames or
+    bases repeats the last one and stores only the real ones.
+    """
+    N, K = data.shape
+    M = bases_t.shape[0]
+    for group in nb.prange((N + 3) // 4):
+        n = 4 * group
+        ya, yb = data[n], data[min(n + 1, N - 1)]
+        yc, yd = data[min(n + 2, N - 1)], data[min(n + 3, N - 1)]
+        for m in range(0, M, 4):
+            h0, h1 = bases_t[m], bases_t[min(m + 1, M - 1)]
+            h2, h3 = bases_t[min(m + 2, M - 1)], bases_t[min(m + 3, M - 1)]
+            zero = data.dtype.type(0.0)
+            sa0 = sa1 = sa2 = sa3 = sb0 = sb1 = sb2 = sb3 = zero
+            sc0 = sc1 = sc2 = sc3 = sd0 = sd1 = sd2 = sd3 = zero
+            for k in range(K):
+                x0, x1, x2, x3 = h0[k], h1[k], h2[k], h3[k]
+                ra, rb, rc, rd = ya[k], yb[k], yc[k], yd[k]
+                sa0 += ra * x0
+                sa1 += ra * x1
+                sa2 += ra * x2
+                sa3 += ra * x3
+                sb0 += rb * x0
+                sb1 += rb * x1
+                sb2 += rb * x2
+                sb3 += rb * x3
+                sc0 += rc * x0
+                sc1 += rc * x1
+                sc2 += rc * x2
+                sc3 += rc * x3
+                sd0 += rd * x0
+                sd1 += rd * x1
+                sd2 += rd * x2
+                sd3 += rd * x3
+            sums = (
+                (sa0, sa1, sa2, sa3),
+                (sb0, sb1, sb2, sb3),
+                (sc0, sc1, sc2, sc3),
+                (sd0, sd1, sd2, sd3),
+            )
+            for j in range(min(4, N - n)):
+                row = sums[j]
+                for i in range(min(4, M - m)):
+                    numerator[n + j, m + i] = row[i]
+
+
+@nb.njit(cache=True, fastmath=_FAST, parallel=True)
+def euclidean_sums(data, acts_t, first_row, numerators):
+    """Per chunk sums numerators[c, f, k] = sum_n acts_t[n, first_row + f] data[n, k] (U Y^T for
+    the F free rows); sum them over the first axis, in order.
+
+    Four frames by four rows per sweep; missing frames or rows of a last group get weight zero.
+    """
+    N, K = data.shape
+    n_chunks, F = numerators.shape[0], numerators.shape[1]
+    for chunk in nb.prange(n_chunks):
+        p = numerators[chunk]
+        p[:] = 0
+        w = np.empty((4, 4), dtype=data.dtype)
+        start, stop = chunk * N // n_chunks, (chunk + 1) * N // n_chunks
+        for n in range(start, stop, 4):
+            count = min(4, stop - n)
+            ya, yb = data[n], data[min(n + 1, stop - 1)]
+            yc, yd = data[min(n + 2, stop - 1)], data[min(n + 3, stop - 1)]
+            for f in range(0, F, 4):
+                p0, p1 = p[f], p[min(f + 1, F - 1)]
+                p2, p3 = p[min(f + 2, F - 1)], p[min(f + 3, F - 1)]
+                # weights: zero for a frame or row beyond the end (its sweep adds nothing)
+                w[:] = 0
+                for j in range(count):
+                    for i in range(min(4, F - f)):
+                        w[j, i] = acts_t[n + j, first_row + f + i]
+                a0, a1, a2, a3 = w[0, 0], w[0, 1], w[0, 2], w[0, 3]
+                b0, b1, b2, b3 = w[1, 0], w[1, 1], w[1, 2], w[1, 3]
+                c0, c1, c2, c3 = w[2, 0], w[2, 1], w[2, 2], w[2, 3]
+                d0, d1, d2, d3 = w[3, 0], w[3, 1], w[3, 2], w[3, 3]
+                for k in range(K):
+                    ra, rb, rc, rd = ya[k], yb[k], yc[k], yd[k]
+                    p0[k] += (ra * a0 + rb * b0) + (rc * c0 + rd * d0)
+                    p1[k] += (ra * a1 + rb * b1) + (rc * c1 + rd * d1)
+                    p2[k] += (ra * a2 + rb * b2) + (rc * c2 + rd * d2)
+                    p3[k] += (ra * a3 + rb * b3) + (rc * c3 + rd * d3)
+
+
 def load(dtype=np.float32, kinds=(IS, KL, EUC, GENERAL)) -> None:
     """Compile (or load from numba's cache) the kernels for ``dtype`` by running them on a tiny
     problem, so that the first real call does not pay for it."""
@@ -780,11 +869,14 @@ def load(dtype=np.float32, kinds=(IS, KL, EUC, GENERAL)) -> None:
     sums = np.empty((2, 2))
     if EUC in kinds:
         euclidean_terms(data, bases_t, acts_t, out, sums[:, 0].copy())
+        euclidean_projections(data, bases_t, out)
+        euclidean_sums(data, acts_t, 0, parts)
     bases4 = np.ones((4, 3), dtype=dtype)
     parts4 = np.empty((2, 4, 3), dtype=dtype)
     for kind in kinds:
-        activation_terms(data, bases_t, acts_t, kind, 0.5, 1e-30, out, out, True, sums)
-        basis_terms(data, bases_t, acts_t, kind, 0.5, 1e-30, 0, parts, parts)
+        if kind != EUC:
+            activation_terms(data, bases_t, acts_t, kind, 0.5, 1e-30, out, out, True, sums)
+            basis_terms(data, bases_t, acts_t, kind, 0.5, 1e-30, 0, parts, parts)
         if kind in (IS, KL):
             activation_terms4(data, bases4, acts_t, kind, out, out, True, sums)
             basis_terms4(data, bases4, acts_t, kind, parts4, parts4)
