@@ -176,6 +176,12 @@ def least_time(Y: np.ndarray, beta: float, rank: int, bound: dict) -> float:
 
 
 # ------------------------------------------------------------------------------- measurements
+def settle(seconds: float = 0.3) -> None:
+    """Wait before a timed run: OpenBLAS threads keep spinning for a while after a product (up to
+    ~0.1 s), and would take the cores of whatever runs next -- the other engine's timing."""
+    time.sleep(seconds)
+
+
 def per_iteration(Y, bound, iters=10, repeats=REPEATS, ranks=RANKS, betas=BETAS) -> list[dict]:
     """ms per iteration as (T(BASE + iters) - T(BASE)) / iters for each engine: set-up (input checks,
     copies, the first objective) cancels out. Interleaved; the min over repeats of each time."""
@@ -187,11 +193,15 @@ def per_iteration(Y, bound, iters=10, repeats=REPEATS, ranks=RANKS, betas=BETAS)
             run_nmfsep(Y, H0, U0, beta, 1)  # load the kernels outside the timing
             times = {key: np.inf for key in ("ours", "ours_base", "theirs", "theirs_base")}
             for _ in range(repeats):
+                settle()
                 seconds, result = run_nmfsep(Y, H0, U0, beta, base + iters)
                 times["ours"] = min(times["ours"], seconds)
+                settle()
                 times["ours_base"] = min(times["ours_base"], run_nmfsep(Y, H0, U0, beta, base)[0])
+                settle()
                 seconds, W, Hs = run_sklearn(Y, H0, U0, beta, base + iters)
                 times["theirs"] = min(times["theirs"], seconds)
+                settle()
                 times["theirs_base"] = min(times["theirs_base"], run_sklearn(Y, H0, U0, beta, base)[0])
             ours = (times["ours"] - times["ours_base"]) / iters
             theirs = (times["theirs"] - times["theirs_base"]) / iters
@@ -219,8 +229,10 @@ def time_to_quality(Y, iters=200, ranks=(4, 16), betas=BETAS) -> list[dict]:
     for rank in ranks:
         H0, U0 = random_start(Y, rank, seed=1)
         for beta in betas:
+            settle()
             theirs, W, Hs = run_sklearn(Y, H0, U0, beta, iters)
             target = divergence(Y, W, Hs, beta)
+            settle()
             stamps = []
             started = time.perf_counter()
 
@@ -368,7 +380,9 @@ def report(args, K, N, bound, iteration_rows, quality_rows, e2e_rows, scaling_ro
         "22.05 kHz, repeated). Same random initialisation for both; scikit-learn sees frames as samples",
         "(Y^T ~ U^T H^T, as librosa.decompose does), so both update the activations first and follow the same",
         "iterates. Milliseconds per iteration (both updates) = (T(12 iterations) - T(2 iterations)) / 10 for each",
-        f"engine, tol 0, interleaved, min of {REPEATS} for each time: set-up cancels out. With tol 0 neither",
+        f"engine, tol 0, interleaved, min of {REPEATS} for each time, each after a 0.3 s pause (OpenBLAS threads",
+        "spin for up to ~0.1 s after a product and would slow whichever engine runs next): set-up cancels out.",
+        "With tol 0 neither",
         "engine computes the objective between the first and last iterations (nmfsep does at every iteration",
         "when tol > 0: see time to quality). Final divergence: D(Y | HU) after the 12 iterations, float64.",
         "Kernel: numba (fused passes over the data: register-blocked for IS and KL at rank 4 and for EUC up",

@@ -411,7 +411,7 @@ class AudioWriters:
         """Append (C, s) samples to output ``index``."""
         if samples.shape[1] == 0:
             return
-        frames, peak = _encoded(samples, self.subtype)
+        frames, peak = _encoded(samples, self.subtype, self.format)
         self.peaks[index] = max(self.peaks[index], peak)
         try:
             self.files[index].write(frames)
@@ -442,21 +442,22 @@ class AudioWriters:
                 os.unlink(tmp)
 
 
-def _encoded(samples: np.ndarray, subtype: str) -> tuple[np.ndarray, float]:
-    """(C, s) samples as soundfile takes them for ``subtype``, and their peak |value|.
+def _encoded(samples: np.ndarray, subtype: str, format: str) -> tuple[np.ndarray, float]:
+    """(C, s) samples as soundfile takes them for ``subtype`` in ``format``, and their peak |value|.
 
-    Returns (s, C) frames, clipped to full scale for integer and lossy subtypes. PCM_16 is
-    converted here as libsndfile 1.2 does it -- ``lrint(x * 2^31) >> 16``, clipped -- so the file is
-    the same byte for byte, but vectorised: libsndfile's per-sample loop costs more than the
-    inverse transforms of the block. Every step is exact in float32 (scaling by powers of two,
-    rounding, flooring), so no wider type is needed.
+    Returns (s, C) frames, clipped to full scale for integer and lossy subtypes. 16-bit WAV is
+    converted here as libsndfile 1.2's PCM writer does it -- ``lrint(x * 2^31) >> 16``, clipped --
+    so the file is the same byte for byte, but vectorised: libsndfile's per-sample loop costs more
+    than the inverse transforms of the block. Every step is exact in float32 (scaling by powers of
+    two, rounding, flooring), so no wider type is needed. FLAC and OGG keep libsndfile's own
+    conversions (its FLAC writer rounds differently).
     """
     if samples.size == 0:
         return samples.T, 0.0
     peak = float(max(np.max(samples), -np.min(samples)))
     if subtype in _FLOAT_SUBTYPES:
         return samples.T, peak
-    if subtype == "PCM_16" and samples.dtype in (np.float32, np.float64):
+    if format == "wav" and subtype == "PCM_16" and samples.dtype in (np.float32, np.float64):
         scaled = np.multiply(samples, samples.dtype.type(2.0**31))
         np.rint(scaled, out=scaled)
         scaled *= samples.dtype.type(2.0**-16)
@@ -507,7 +508,7 @@ def save(
     path : pathlib.Path
     """
     subtype = output_subtype(format, subtype, None)
-    frames, peak = _encoded(np.atleast_2d(samples), subtype)
+    frames, peak = _encoded(np.atleast_2d(samples), subtype, format)
     if subtype not in _FLOAT_SUBTYPES and peak > 1.0:
         _warn_clipped(path, peak, subtype)
 

@@ -286,12 +286,10 @@ def _factorize_stream(
         daemon=True,
     )
     preload.start()
-    try:
-        frames, silent = spectrogram_frames(
-            stream, stft_settings, options.power, max_memory=memory_budget(max_memory)
-        )
-    finally:
-        preload.join()
+    frames, silent = spectrogram_frames(
+        stream, stft_settings, options.power, max_memory=memory_budget(max_memory)
+    )
+    preload.join()  # (not on an error: the thread is a daemon, and an error is reported at once)
     if silent:
         warnings.warn("audio is silent: every component will be silence", NmfsepWarning, stacklevel=3)
     Y = frames.T  # K x N view; the engine scales and floors it in place (no copy)

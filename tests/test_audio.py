@@ -159,3 +159,10 @@ def test_pcm16_encoding_is_libsndfiles_byte_for_byte(tmp_path, rng, dtype):
             for start in range(0, samples.shape[1], 7000):
                 writers.write(0, samples[:, start : start + 7000])
     assert (tmp_path / "blocks.wav").read_bytes() == ours.read_bytes()
+    # FLAC keeps libsndfile's own conversion (it rounds where the WAV writer floors)
+    quiet = np.clip(samples, -1.0, 1.0)
+    flac = audio.save(tmp_path / "ours.flac", quiet, 44100, format="flac", subtype="PCM_16")
+    sf.write(tmp_path / "theirs.flac", quiet.T, 44100, subtype="PCM_16", format="FLAC")
+    np.testing.assert_array_equal(
+        sf.read(flac, dtype="int16")[0], sf.read(tmp_path / "theirs.flac", dtype="int16")[0]
+    )

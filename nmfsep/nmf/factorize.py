@@ -315,36 +315,36 @@ def factorize(
     )
     best = None
     restart_objectives = []
-    # The numba kernels run on every core; OpenBLAS threads, left spinning after each of the small
-    # products around them, would take those cores: one BLAS thread while they run.
-    with threadpool_limits(limits=1, user_api="blas") if kernel_name == "numba" else nullcontext():
-        for restart in range(int(n_init)):
-            if restart == 0 and custom is not None:
-                H, U = (factor.copy() for factor in custom)
-            else:
-                method = init if restart == 0 and custom is None else "random"
-                H, U = _initial_factors(data.T, fixed, n_components, method, rng)
-            # The engine's layout: H^T (M x K) and U^T (N x M), C-contiguous; H and U are views of them.
-            H, U = np.ascontiguousarray(H.T).T, np.ascontiguousarray(U.T).T
-            # Extreme betas can overflow float32; that is detected below and reported as one error.
-            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                history, converged = _run(
-                    workspace,
-                    H,
-                    U,
-                    free,
-                    int(max_iter),
-                    tol,
-                    norm,
-                    restart,
-                    int(n_init),
-                    callback,
-                    objective_scale,
-                    tol > 0 if record_objective is None else bool(record_objective),
-                )
-            restart_objectives.append(history[-1])
-            if best is None or history[-1] < best[2][-1]:
-                best = (H, U, history, converged)
+    for restart in range(int(n_init)):
+        if restart == 0 and custom is not None:
+            H, U = (factor.copy() for factor in custom)
+        else:
+            method = init if restart == 0 and custom is None else "random"
+            H, U = _initial_factors(data.T, fixed, n_components, method, rng)
+        # The engine's layout: H^T (M x K) and U^T (N x M), C-contiguous; H and U are views of them.
+        H, U = np.ascontiguousarray(H.T).T, np.ascontiguousarray(U.T).T
+        # Extreme betas can overflow float32; that is detected below and reported as one error.
+        # The numba kernels run on every core; OpenBLAS threads, left spinning after each of the small
+        # products around them, would take those cores: one BLAS thread while they run.
+        blas = threadpool_limits(limits=1, user_api="blas") if kernel_name == "numba" else nullcontext()
+        with blas, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            history, converged = _run(
+                workspace,
+                H,
+                U,
+                free,
+                int(max_iter),
+                tol,
+                norm,
+                restart,
+                int(n_init),
+                callback,
+                objective_scale,
+                tol > 0 if record_objective is None else bool(record_objective),
+            )
+        restart_objectives.append(history[-1])
+        if best is None or history[-1] < best[2][-1]:
+            best = (H, U, history, converged)
     H, U, history, converged = best
     H, U = np.ascontiguousarray(H), np.ascontiguousarray(U)
     U *= dtype.type(scale)

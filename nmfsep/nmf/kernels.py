@@ -821,14 +821,15 @@ def euclidean_projections(data, bases_t, numerator):
 
 
 @nb.njit(cache=True, fastmath=_FAST, parallel=True)
-def euclidean_sums(data, acts_t, first_row, numerators):
+def euclidean_sums(data, acts_t, first_row, F, numerators):
     """Per chunk sums numerators[c, f, k] = sum_n acts_t[n, first_row + f] data[n, k] (U Y^T for
-    the F free rows); sum them over the first axis, in order.
+    the F free rows); sum the first F rows over the first axis, in order.
 
-    Four frames by four rows per sweep; missing frames or rows of a last group get weight zero.
+    Four frames by four rows per sweep: ``numerators`` has F rounded up to a multiple of 4 rows
+    (distinct rows, so the sweep vectorises); missing frames or rows get weight zero.
     """
     N, K = data.shape
-    n_chunks, F = numerators.shape[0], numerators.shape[1]
+    n_chunks = numerators.shape[0]
     for chunk in nb.prange(n_chunks):
         p = numerators[chunk]
         p[:] = 0
@@ -839,8 +840,7 @@ def euclidean_sums(data, acts_t, first_row, numerators):
             ya, yb = data[n], data[min(n + 1, stop - 1)]
             yc, yd = data[min(n + 2, stop - 1)], data[min(n + 3, stop - 1)]
             for f in range(0, F, 4):
-                p0, p1 = p[f], p[min(f + 1, F - 1)]
-                p2, p3 = p[min(f + 2, F - 1)], p[min(f + 3, F - 1)]
+                p0, p1, p2, p3 = p[f], p[f + 1], p[f + 2], p[f + 3]
                 # weights: zero for a frame or row beyond the end (its sweep adds nothing)
                 w[:] = 0
                 for j in range(count):
@@ -858,28 +858,29 @@ def euclidean_sums(data, acts_t, first_row, numerators):
                     p3[k] += (ra * a3 + rb * b3) + (rc * c3 + rd * d3)
 
 
-def load(dtype=np.float32, kinds=(IS, KL, EUC, GENERAL)) -> None:
-    """Compile (or load from numba's cache) the kernels for ``dtype`` by running them on a tiny
-    problem, so that the first real call does not pay for it."""
+def load(dtype=np.float32, kinds=(IS, KL, EUC, GENERAL), general: bool = True, rank4: bool = True) -> None:
+    """Compile (or load from numba's cache) the kernels for ``dtype`` and these kinds by running
+    them on a tiny problem, so that the first real call does not pay for it: the general kernels,
+    the rank-4 ones (IS, KL) and the Euclidean ones (EUC)."""
     data = np.ones((4, 3), dtype=dtype)
     bases_t = np.ones((2, 3), dtype=dtype)
     acts_t = np.ones((4, 2), dtype=dtype)
     out = np.empty((4, 2), dtype=dtype)
-    parts = np.empty((2, 2, 3), dtype=dtype)
+    parts = np.empty((2, 4, 3), dtype=dtype)  # rows of four: the register-blocked kernels
+    partials = np.empty((2, 2, 3), dtype=dtype)  # one row per free basis: the general kernel
     sums = np.empty((2, 2))
     if EUC in kinds:
         euclidean_terms(data, bases_t, acts_t, out, sums[:, 0].copy())
         euclidean_projections(data, bases_t, out)
-        euclidean_sums(data, acts_t, 0, parts)
+        euclidean_sums(data, acts_t, 0, 2, parts)
     bases4 = np.ones((4, 3), dtype=dtype)
-    parts4 = np.empty((2, 4, 3), dtype=dtype)
     for kind in kinds:
-        if kind != EUC:
+        if kind != EUC and general:
             activation_terms(data, bases_t, acts_t, kind, 0.5, 1e-30, out, out, True, sums)
-            basis_terms(data, bases_t, acts_t, kind, 0.5, 1e-30, 0, parts, parts)
-        if kind in (IS, KL):
+            basis_terms(data, bases_t, acts_t, kind, 0.5, 1e-30, 0, partials, partials)
+        if kind in (IS, KL) and rank4:
             activation_terms4(data, bases4, acts_t, kind, out, out, True, sums)
-            basis_terms4(data, bases4, acts_t, kind, parts4, parts4)
+            basis_terms4(data, bases4, acts_t, kind, parts, parts)
 
 
 def warm_up() -> None:

@@ -50,7 +50,9 @@ NUMBA_MAX_RANK = 32
 #: by four bases in registers beat BLAS up to rank 16 for Y^T H (measured at K=1025, N=7752: 0.97
 #: vs 3.5 ms at rank 4, 2.1 vs 3.2 ms at rank 16, 7.0 vs 4.4 ms at rank 32) ...
 EUC_NUMBA_MAX_RANK = 16
-#: ... and up to 8 free bases for U Y^T (1.35 vs 2.1 ms at 4, 2.1 vs 2.2 at 8, 4.8 vs 2.9 at 16).
+#: ... and for U Y^T (1.35 vs 2.1 ms at 4 free bases, 2.1 vs 2.2 at 8). At 16, two-thread BLAS is
+#: faster alone (2.9 vs 4.8 ms) but BLAS runs on one thread next to the numba kernels (see
+#: factorize), where it is not (5.8 ms).
 EUC_NUMBA_MAX_SUM_ROWS = 16
 
 #: Up to this rank the EUC objective comes from float64 projections in one fused numba pass (no
@@ -104,7 +106,9 @@ def preload_kernels(n_components: int, beta: float, kernel: str = "auto", dtype=
         return
     from . import kernels
 
-    kernels.load(np.dtype(dtype).type, (_KINDS.get(beta, GENERAL),))
+    kind = _KINDS.get(beta, GENERAL)
+    rank4 = n_components <= 4 and kind in (IS, KL)
+    kernels.load(np.dtype(dtype).type, (kind,), general=not rank4, rank4=rank4)
 
 
 class _NumpyKernel:
@@ -156,7 +160,7 @@ class _NumpyKernel:
         self, data, bases_t, acts_t, kind, beta, tiny, numerator, denominator, want_objective
     ):
         if kind == EUC and want_objective and bases_t.shape[0] <= EUC_FUSED_MAX_RANK:
-            return self._euclidean_terms(data, bases_t, acts_t, numerator)
+            return self.euclidean_objective(data, bases_t, acts_t, numerator)
         if kind == EUC and not want_objective:
             # no elementwise terms: one product over all frames is BLAS at its most efficient
             np.matmul(data, bases_t.T, out=numerator)
@@ -173,7 +177,7 @@ class _NumpyKernel:
                 np.matmul(aux, bases_t.T, out=denominator[frames])
         return first, second
 
-    def _euclidean_terms(self, data, bases_t, acts_t, numerator):
+    def euclidean_objective(self, data, bases_t, acts_t, numerator):
         """EUC numerator H^T y_n per frame, and 2 D = ||Y||^2 - 2 <U, H^T Y> + <H^T H, U U^T>.
 
         The expansion needs no model, but it subtracts nearly equal terms when the fit is close:
@@ -220,15 +224,15 @@ class _NumbaKernel:
 
         self.kernels = kernels
         self.sums = np.empty((N_CHUNKS, 2))
-        # EUC: BLAS where it is faster (the H update's sums for many bases) and for the objective
+        # EUC: the objective from float64 projections (numba too), BLAS for the sums of many bases
         self.blas = _NumpyKernel(data, kind) if kind == EUC else None
         self.euclidean_sums = kind == EUC and n_free <= EUC_NUMBA_MAX_SUM_ROWS
         self.rank4 = n_components <= 4 and kind in (IS, KL)
-        rows = 4 if self.rank4 else n_free
+        # per chunk sums of the H update; whole groups of four rows for the register-blocked kernels
+        rows = 4 if self.rank4 else (-(-n_free // 4) * 4 if self.euclidean_sums else n_free)
         self.numerators = np.empty((N_CHUNKS, rows, data.shape[1]), dtype=data.dtype)
-        self.denominators = (
-            np.empty_like(self.numerators) if kind in (IS, GENERAL) else self.numerators[:, :0]
-        )
+        # KL: no denominators (written nowhere; numba needs an array of the same type)
+        self.denominators = np.empty_like(self.numerators) if kind in (IS, GENERAL) else self.numerators
         # H^T padded with zero rows to four (the rank-4 kernels' layout)
         self.bases4 = np.zeros((4, data.shape[1]), dtype=data.dtype) if self.rank4 else None
 
@@ -240,10 +244,8 @@ class _NumbaKernel:
         self, data, bases_t, acts_t, kind, beta, tiny, numerator, denominator, want_objective
     ):
         if kind == EUC:
-            if want_objective:
-                return self.blas.activation_terms(
-                    data, bases_t, acts_t, kind, beta, tiny, numerator, denominator, want_objective
-                )
+            if want_objective:  # writes the numerator too
+                return self.blas.euclidean_objective(data, bases_t, acts_t, numerator)
             self.kernels.euclidean_projections(data, bases_t, numerator)
             return 0.0, 0.0
         if denominator is None:  # KL: not written; numba needs an array of the same type
@@ -261,8 +263,9 @@ class _NumbaKernel:
     def basis_terms(self, data, bases_t, acts_t, kind, beta, tiny, rows, numerator, denominator):
         if kind == EUC:
             if self.euclidean_sums:
-                self.kernels.euclidean_sums(data, acts_t, rows.start, self.numerators)
-                np.sum(self.numerators, axis=0, out=numerator)
+                n_rows = rows.stop - rows.start
+                self.kernels.euclidean_sums(data, acts_t, rows.start, n_rows, self.numerators)
+                np.sum(self.numerators[:, :n_rows], axis=0, out=numerator)
             else:
                 self.blas.basis_terms(data, bases_t, acts_t, kind, beta, tiny, rows, numerator, denominator)
             return
