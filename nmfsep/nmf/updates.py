@@ -55,9 +55,10 @@ EUC_NUMBA_MAX_RANK = 16
 #: factorize), where it is not (5.8 ms).
 EUC_NUMBA_MAX_SUM_ROWS = 16
 
-#: Up to this rank the EUC objective comes from float64 projections in one fused numba pass (no
-#: model: BLAS is slow with inner dimension M); above it from the model, a BLAS product by tiles
-#: (measured at K=1025, N=7752: 2.3 vs 7 ms at rank 4; the other way round at rank 16).
+#: Up to this rank the numpy kernel takes the EUC objective from float64 projections in one fused
+#: numba pass (no model: BLAS is slow with inner dimension M); above it from the model, a BLAS
+#: product by tiles (measured at K=1025, N=7752: 2.3 vs 7 ms at rank 4; the other way round at rank
+#: 16). The numba kernel always takes the projections (it runs BLAS on one thread).
 EUC_FUSED_MAX_RANK = 8
 
 #: Frames are split into this many chunks whatever the thread count, each with its own partial sums
