@@ -17,7 +17,7 @@ import sys
 import time
 import traceback
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,11 +25,7 @@ from typing import Any
 from .audio import atomic_write
 from .errors import NmfsepError, ParameterError
 from .interrupts import Interrupted, raise_interrupted
-
-#: File extensions taken from folders (case-insensitive); files named explicitly are always tried.
-AUDIO_EXTENSIONS = frozenset(
-    ".wav .wave .flac .ogg .oga .opus .mp3 .aif .aiff .aifc .au .snd .caf .w64 .rf64 .m4a .wma".split()
-)
+from .plan import AUDIO_EXTENSIONS, Track, collect_inputs
 
 DONE, SKIPPED, FAILED = "done", "skipped", "failed"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -51,102 +47,64 @@ class Outcome:
     divergence: float | None = None
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
+    error_type: str | None = None  #: the exception's class name, for failures
+    traceback: str | None = None  #: the full traceback, for failures (printed by ``--debug``)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def collect_inputs(
-    paths: Iterable[str | os.PathLike], *, recursive: bool = False, from_list: Iterable[str] = ()
-) -> list[Path]:
-    """Expand the command line into the list of input files: deduplicated, in a stable order.
-
-    Files are kept as given (a missing file is kept too, and fails on its own). Folders contribute
-    their audio files (by extension, sorted; sub-folders only with ``recursive``). ``from_list``
-    lines are paths; blank lines and lines starting with ``#`` are ignored.
-
-    A folder with no audio files is kept as it is, so that it fails as an input of its own.
-
-    Raises
-    ------
-    ParameterError
-        Nothing at all to process (an empty list).
-    """
-    listed = [line.strip() for line in from_list]
-    candidates = [Path(p) for p in paths] + [
-        Path(line) for line in listed if line and not line.startswith("#")
-    ]
-    found: list[Path] = []
-    for candidate in candidates:
-        if candidate.is_dir():
-            pattern = "**/*" if recursive else "*"
-            audio = sorted(
-                p for p in candidate.glob(pattern) if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS
-            )
-            # a folder without audio stays in the list and fails on its own ("is a directory")
-            found.extend(audio or [candidate])
-        else:
-            found.append(candidate)
-    unique: dict[str, Path] = {}
-    for path in found:
-        unique.setdefault(os.path.normpath(os.path.abspath(path)), path)
-    if not unique:
-        raise ParameterError(
-            "no input files (folders are searched for audio by extension; use -r to recurse)"
-        )
-    return list(unique.values())
-
-
 def process_file(
-    path: str | os.PathLike,
+    track: Track | str | os.PathLike,
     settings: dict[str, Any],
     skip_existing: bool = False,
     callback: Callable | None = None,
-    debug: bool = False,
 ) -> Outcome:
     """Separate one file with :func:`nmfsep.separate_file`; report instead of raising.
 
     ``settings`` holds the keyword arguments of ``separate_file`` (``n_components``, ``out_dir``,
-    ``filename``, ``format``, ...). With ``skip_existing`` a file whose every output exists is
-    skipped, and a file with only some of its outputs is done again (its partial outputs replaced).
+    ``filename``, ``format``, ...). With ``skip_existing`` a file whose every output exists and was
+    made with the same settings is skipped; any other is done again (its outputs replaced). A
+    failure is recorded with its message, exception type and traceback (the worker's, in a worker).
     """
     from .separate import separate_file
 
     started = time.perf_counter()
-    path = Path(path)
-    settings = dict(settings)
-    outcome = Outcome(input=os.fspath(path), status=FAILED)
+    if not isinstance(track, Track):
+        track = Track(Path(track), Path(track).stem)
+    outcome = Outcome(input=os.fspath(track.path), status=FAILED)
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            result = separate_file(path, callback=callback, skip_existing=skip_existing, **settings)
-            if result.skipped:
-                outcome.status = SKIPPED
-                outcome.outputs = [os.fspath(p) for p in result.outputs]
-                return outcome
-        separation = result.separation
-        outcome.status = DONE
+            result = separate_file(
+                track.path, track=track.name, callback=callback, skip_existing=skip_existing, **settings
+            )
         outcome.outputs = [os.fspath(p) for p in result.outputs]
-        outcome.sample_rate = separation.sample_rate
-        outcome.duration = separation.settings["n_samples"] / separation.sample_rate
-        outcome.components = len(separation.names)
-        outcome.iterations = separation.n_iter
-        outcome.divergence = float(separation.objective[-1])
         outcome.warnings = [
             str(w.message)
             for w in caught
             if not issubclass(w.category, (DeprecationWarning, PendingDeprecationWarning))
         ]
-    except NmfsepError as exc:
-        if debug:
-            traceback.print_exc()
-        outcome.error = str(exc)
+        if result.skipped:
+            outcome.status = SKIPPED
+            return outcome
+        separation = result.separation
+        outcome.status = DONE
+        outcome.sample_rate = separation.sample_rate
+        outcome.duration = separation.settings["n_samples"] / separation.sample_rate
+        outcome.components = len(separation.names)
+        outcome.iterations = separation.n_iter
+        outcome.divergence = float(separation.objective[-1])
     except Interrupted:
         raise
     except Exception as exc:  # a bug or a library failure on one file must not stop the batch
-        if debug:
-            traceback.print_exc()
-        outcome.error = f"unexpected {type(exc).__name__}: {exc} ({path})"
+        outcome.error = (
+            str(exc)
+            if isinstance(exc, NmfsepError)
+            else (f"unexpected {type(exc).__name__}: {exc} ({track.path})")
+        )
+        outcome.error_type = type(exc).__name__
+        outcome.traceback = traceback.format_exc()
     finally:
         outcome.seconds = round(time.perf_counter() - started, 3)
     return outcome
@@ -180,9 +138,9 @@ def _worker_init(parent: int, blas_threads: int) -> None:
         raise SystemExit(1)
 
 
-def _iter_in_process(inputs, settings, skip_existing, callback_for, debug) -> Iterator[Outcome]:
-    for path in inputs:
-        yield process_file(path, settings, skip_existing, callback_for(path), debug)
+def _iter_in_process(inputs, settings, skip_existing, callback_for) -> Iterator[Outcome]:
+    for track in inputs:
+        yield process_file(track, settings, skip_existing, callback_for(track.path))
 
 
 def _worker_task(path, settings, skip_existing) -> Outcome:
@@ -215,7 +173,11 @@ def _iter_processes(inputs, settings, skip_existing, jobs) -> Iterator[Outcome]:
                     yield future.result()
                 except BrokenProcessPool as exc:  # a worker was killed (out of memory, signal)
                     yield Outcome(
-                        input=os.fspath(paths[future]), status=FAILED, error=f"worker process died: {exc}"
+                        input=os.fspath(paths[future]),
+                        status=FAILED,
+                        error=f"worker process died: {exc}",
+                        error_type=type(exc).__name__,
+                        traceback=traceback.format_exc(),
                     )
     except BaseException:
         # Stopped: nothing new starts; running files are aborted by SIGTERM (each worker removes its
@@ -247,8 +209,7 @@ def _iter_dask(inputs, settings, skip_existing, address) -> Iterator[Outcome]:
         raise NmfsepError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
     try:
         futures = [
-            client.submit(process_file, os.fspath(path), settings, skip_existing, pure=False)
-            for path in inputs
+            client.submit(process_file, track, settings, skip_existing, pure=False) for track in inputs
         ]
         try:
             for future in as_completed(futures):
@@ -261,7 +222,7 @@ def _iter_dask(inputs, settings, skip_existing, address) -> Iterator[Outcome]:
 
 
 def run_batch(
-    inputs: list[Path],
+    inputs: list[Track],
     settings: dict[str, Any],
     *,
     jobs: int = 1,
@@ -269,7 +230,6 @@ def run_batch(
     skip_existing: bool = False,
     on_outcome: Callable[[Outcome], None] | None = None,
     callback_for: Callable[[Path], Callable | None] = lambda path: None,
-    debug: bool = False,
 ) -> tuple[list[Outcome], int | None]:
     """Process every input; returns the outcomes in input order and the signal that stopped it, if any.
 
@@ -287,7 +247,7 @@ def run_batch(
         elif jobs > 1 and len(inputs) > 1:
             stream = _iter_processes(inputs, settings, skip_existing, min(jobs, len(inputs)))
         else:
-            stream = _iter_in_process(inputs, settings, skip_existing, callback_for, debug)
+            stream = _iter_in_process(inputs, settings, skip_existing, callback_for)
         for outcome in stream:
             outcomes[outcome.input] = outcome
             if on_outcome is not None:
@@ -298,8 +258,8 @@ def run_batch(
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     ordered = []
-    for path in inputs:
-        key = os.fspath(path)
+    for track in inputs:
+        key = os.fspath(track.path)
         ordered.append(outcomes.get(key) or Outcome(input=key, status=FAILED, error="interrupted"))
     return ordered, stopped
 
@@ -344,6 +304,7 @@ __all__ = [
     "AUDIO_EXTENSIONS",
     "Interrupted",
     "Outcome",
+    "Track",
     "collect_inputs",
     "exit_code",
     "json_line",

@@ -20,6 +20,7 @@ from .audio import FORMATS, output_subtype
 from .errors import NmfsepError, OutputError, ParameterError
 from .grouping import GROUPING_COMPONENTS_PER_SOURCE
 from .nmf.init import INITS
+from .plan import check_folders_writable
 from .separate import (
     DEFAULT_DIVERGENCE,
     DEFAULT_INIT,
@@ -42,6 +43,9 @@ from .separate import (
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 _DIVERGENCES = ["kl", "is", "euc"]
+
+#: Output formats whose encoding changes the samples: their parts no longer sum to the input.
+LOSSY_FORMATS = {"ogg"}
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -341,10 +345,6 @@ def separate(
         if force and skip_existing:
             raise ParameterError("--force and --skip-existing contradict each other")
         memory_budget(max_memory)
-        if debug and (jobs > 1 or scheduler):
-            raise ParameterError(
-                "--debug needs --jobs 1 and no --scheduler (tracebacks are printed in-process)"
-            )
         settings_check = Options(n_components=components, **options)
         if sources and n_sources is not None:
             raise ParameterError("--source (supervised) and --sources (blind) do not go together")
@@ -371,12 +371,18 @@ def separate(
         lines = list(from_list) if from_list is not None else []
         if not inputs and from_list is None:
             raise ParameterError("no INPUTS given (files, folders or --from-list)")
-        paths = batch.collect_inputs(inputs, recursive=recursive, from_list=lines)
-        if save_model is not None and len(paths) > 1 and "{track}" not in str(save_model):
+        tracks = batch.collect_inputs(inputs, recursive=recursive, from_list=lines)
+        if save_model is not None and len(tracks) > 1 and "{track}" not in str(save_model):
             raise ParameterError("--save-model needs {track} in its path when there are several inputs")
-        _check_collisions(paths, names, out_dir, filename, fmt, save_model, plot_to)
+        folders = _check_collisions(tracks, names, out_dir, filename, fmt, save_model, plot_to)
     except ParameterError as exc:
         raise click.UsageError(str(exc)) from None
+    # Folders that cannot be written fail every input: say so now, not after the work (exit 1).
+    try:
+        check_folders_writable(sorted(folders | ({manifest.parent} if manifest is not None else set())))
+    except NmfsepError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(EXIT_FAILED)
 
     settings = {
         "n_components": components,
@@ -392,16 +398,16 @@ def separate(
         **options,
     }
     tty = sys.stderr.isatty() and not quiet
-    per_iteration = tty and len(paths) == 1 and jobs == 1 and not scheduler
+    per_iteration = tty and len(tracks) == 1 and jobs == 1 and not scheduler
     files_bar = None
     if tty and not per_iteration:
         files_bar = click.progressbar(
-            length=len(paths), label="files", file=sys.stderr, show_eta=True, show_pos=True
+            length=len(tracks), label="files", file=sys.stderr, show_eta=True, show_pos=True
         )
         files_bar.__enter__()
 
     def report(outcome):
-        lines = _outcome_lines(outcome, quiet, debug)
+        lines = _outcome_lines(outcome, quiet, debug, lossy=fmt in LOSSY_FORMATS)
         if files_bar is not None and lines:
             click.echo("\r\033[K", nl=False, err=True)  # clear the bar's line before printing
         for line in lines:
@@ -435,14 +441,13 @@ def separate(
 
     try:
         outcomes, stopped = batch.run_batch(
-            paths,
+            tracks,
             settings,
             jobs=jobs,
             scheduler=scheduler,
             skip_existing=skip_existing,
             on_outcome=on_outcome,
             callback_for=progress_bar_for,
-            debug=debug,
         )
     except NmfsepError as exc:  # the scheduler could not be reached: nothing was started
         _close(files_bar)
@@ -455,7 +460,7 @@ def separate(
     if stopped is not None:
         click.echo(f"Interrupted by {batch.signal.Signals(stopped).name}.", err=True)
     counts = batch.summary_counts(outcomes)
-    if len(paths) > 1 and not quiet or stopped is not None:
+    if len(tracks) > 1 and not quiet or stopped is not None:
         click.echo(f"{counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed", err=True)
     if manifest is not None:
         try:
@@ -466,21 +471,23 @@ def separate(
     sys.exit(batch.exit_code(outcomes, stopped))
 
 
-def _outcome_lines(outcome, quiet: bool, debug: bool) -> list[str]:
-    """The stderr lines for one finished input."""
+def _outcome_lines(outcome, quiet: bool, debug: bool, lossy: bool = False) -> list[str]:
+    """The stderr lines for one finished input (with ``debug``, a failure's traceback first)."""
     if outcome.status == "failed":
-        return [f"Error: {outcome.error}"]
+        trace = [outcome.traceback.rstrip("\n")] if debug and outcome.traceback else []
+        return [*trace, f"Error: {outcome.error}"]
     if quiet:
         return []
     lines = [f"Warning: {message} ({outcome.input})" for message in outcome.warnings]
     if outcome.status == "skipped":
-        lines.append(f"{outcome.input}: skipped, all outputs exist")
+        lines.append(f"{outcome.input}: skipped, all outputs exist with the same settings")
     else:
         folders = sorted({os.path.dirname(p) for p in outcome.outputs})
         where = folders[0] + os.sep if len(folders) == 1 else f"{len(folders)} folders"
+        caveat = " (lossy: the parts no longer sum exactly to the input)" if lossy else ""
         lines.append(
             f"{outcome.input}: {outcome.components} components, {outcome.iterations} iterations, "
-            f"divergence {outcome.divergence:.4g}, {outcome.seconds:.1f} s -> {where}"
+            f"divergence {outcome.divergence:.4g}, {outcome.seconds:.1f} s -> {where}{caveat}"
         )
     return lines
 
@@ -611,6 +618,7 @@ def plot(
         from .separate import plot_data
 
         started = time.perf_counter()
+        _check_new_file(output, force)  # before the analysis, not after it
         data = plot_data(
             path,
             n_components=components,
@@ -620,8 +628,6 @@ def plot(
             **options,
         )
         analysed = time.perf_counter()
-        if output.exists() and not force:
-            raise OutputError("output exists; use --force to overwrite", output)
         save_figure(draw(data, what, style), output, dpi=dpi, overwrite=force)
         return analysed - started, time.perf_counter() - analysed
 
@@ -677,8 +683,7 @@ def learn(inputs, output, name, force, quiet, debug, **params):
         raise click.UsageError(str(exc)) from None
 
     def work(path, callback):
-        if output.exists() and not force:
-            raise OutputError("output exists; use --force to overwrite", output)
+        _check_new_file(output, force)
         model = learn_model(inputs, components, name=name, callback=callback, **options)
         save_model(output, model, overwrite=force)
         return model
@@ -809,19 +814,34 @@ def _defaulted(name: str) -> bool:
     return source in (None, click.core.ParameterSource.DEFAULT)
 
 
-def _check_collisions(inputs, components, out_dir, filename, fmt, save_model, plot_to=None) -> None:
-    """Two inputs must not write the same file (song.wav and song.flac into {track}/...)."""
+def _check_collisions(tracks, components, out_dir, filename, fmt, save_model, plot_to=None) -> set[Path]:
+    """Two inputs must not write the same file (song.wav and song.flac into {track}/...).
+
+    Returns the folders the run would write into (to check that they are writable).
+    """
     owner: dict[Path, Path] = {}
-    for path in inputs:
-        outputs, model_path = planned_outputs(path, components, out_dir, filename, fmt, save_model)
-        plot_path = None if plot_to is None else Path(plot_to.replace("{track}", Path(path).stem))
+    folders: set[Path] = set()
+    for track in tracks:
+        outputs, model_path = planned_outputs(track.name, components, out_dir, filename, fmt, save_model)
+        plot_path = None if plot_to is None else Path(plot_to.replace("{track}", track.name))
         for target in outputs + [p for p in (model_path, plot_path) if p is not None]:
             resolved = target.resolve()
             if resolved in owner:
                 raise ParameterError(
-                    f"{owner[resolved]} and {path} would both write {target}; use {{track}} in --filename"
+                    f"{owner[resolved]} and {track.path} would both write {target}; use {{track}} in --filename"
                 )
-            owner[resolved] = path
+            owner[resolved] = track.path
+            folders.add(target.parent)
+    return folders
+
+
+def _check_new_file(path: Path, force: bool) -> None:
+    """A figure or model file can be written: refused before the work, not after it."""
+    if path.is_dir():
+        raise OutputError("output path is a directory", path)
+    if path.exists() and not force:
+        raise OutputError("output exists; use --force to overwrite", path)
+    check_folders_writable([path.parent])
 
 
 def _close(bar, done: bool = False) -> None:

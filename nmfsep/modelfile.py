@@ -64,6 +64,34 @@ def save_model(path: str | os.PathLike, model: Model, *, overwrite: bool = False
     return atomic_write(path, write, overwrite=overwrite)
 
 
+def _check_is_npz(path: Path) -> None:
+    """A model is a zip archive (.npz); say what the file is instead when it is not one.
+
+    np.load would otherwise try to unpickle an audio or text file and report "pickled objects".
+    """
+    try:
+        with open(path, "rb") as handle:
+            magic = handle.read(4)
+    except OSError as exc:
+        raise ModelFileError(f"cannot read model file: {exc.strerror or exc}", path) from exc
+    if magic == b"PK\x03\x04":
+        return
+    import soundfile as sf
+
+    try:
+        sf.info(path)
+    except Exception:  # noqa: BLE001 -- not audio either: libsndfile raises several types
+        raise ModelFileError(
+            "not a readable model file: not an .npz written by `nmfsep learn` or `separate --save-model`",
+            path,
+        ) from None
+    raise ModelFileError(
+        f"this is an audio file, not a source model: learn one from it with "
+        f"`nmfsep learn {path.name} -o {path.stem}.npz`",
+        path,
+    )
+
+
 def load_model(path: str | os.PathLike) -> Model:
     """Read and check a model file written by :func:`save_model`.
 
@@ -75,6 +103,7 @@ def load_model(path: str | os.PathLike) -> Model:
     path = Path(path)
     if not path.is_file():
         raise ModelFileError("no such model file", path)
+    _check_is_npz(path)
     try:
         with np.load(path, allow_pickle=False) as data:
             contents = {key: data[key] for key in data.files}

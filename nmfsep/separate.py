@@ -7,9 +7,10 @@ block (:mod:`nmfsep.blockwise`) and writes the components as they are computed, 
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import os
 import string
-import threading
 import time
 import warnings
 from collections.abc import Callable
@@ -21,12 +22,12 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from . import audio as audio_io
+from . import plan
 from .blockwise import resynthesise, spectrogram_frames
 from .errors import AudioError, ModelFileError, NmfsepError, NmfsepWarning, OutputError, ParameterError
 from .modelfile import Model, save_model
 from .nmf import Progress, beta_from_name, check_parameters, factorize
-from .nmf.updates import preload_kernels
-from .spectrogram import STFTSettings
+from .spectrogram import STFTSettings, n_frames
 
 #: Defaults chosen by measurement on the dev set (see README, "Choosing the defaults").
 DEFAULT_DIVERGENCE = "kl"
@@ -35,6 +36,12 @@ DEFAULT_MASK_POWER = 1.0
 DEFAULT_INIT = "nndsvda"
 DEFAULT_MAX_ITER = 200
 DEFAULT_TOL = 1e-4
+
+#: Shortest STFT frame a separation accepts (33 bins; 4 ms at 16 kHz): below it the spectra hold too
+#: few bins to tell sources apart, and the per-frame overheads dominate (n_fft=7 ran 15x slower).
+MIN_N_FFT = 64
+#: Longest STFT frame (1.5 s at 44.1 kHz): beyond it no note is stationary and memory grows with K.
+MAX_N_FFT = 65536
 
 #: Default output name template, relative to the output folder.
 DEFAULT_TEMPLATE = "{track}/{component}.{ext}"
@@ -170,7 +177,23 @@ class Options:
             raise ParameterError(f"free={self.free!r} must be an integer >= 0")
         if not self.rest_name or "/" in self.rest_name:
             raise ParameterError(f"rest_name={self.rest_name!r} must be a non-empty file name")
-        self.stft  # noqa: B018 -- validates the STFT settings
+        stft_settings = self.stft  # validates the STFT settings
+        if stft_settings.n_fft < MIN_N_FFT:
+            raise ParameterError(
+                f"n_fft={stft_settings.n_fft} gives {stft_settings.n_bins} frequency bins, too few to "
+                f"separate anything: use n_fft >= {MIN_N_FFT}"
+            )
+        if stft_settings.n_fft > MAX_N_FFT:
+            raise ParameterError(
+                f"n_fft={stft_settings.n_fft} is longer than any musical use needs: use n_fft <= {MAX_N_FFT}"
+            )
+        free = self.n_components if self.free == 0 else self.free
+        if free > stft_settings.n_bins:
+            raise ParameterError(
+                f"{'free' if self.free else 'n_components'}={free} is more than the {stft_settings.n_bins} "
+                f"frequency bins of n_fft={stft_settings.n_fft}: use at most {stft_settings.n_bins} "
+                "components (or a larger n_fft)"
+            )
         check_parameters(self.n_components, **{k: v for k, v in self.nmf_kwargs().items() if k != "seed"})
 
     @property
@@ -255,13 +278,6 @@ def _as_signal(signal: np.ndarray) -> np.ndarray:
     return signal.astype(np.float32, copy=False)
 
 
-def _preload_kernels(n_components: int, options: Options) -> None:
-    try:
-        preload_kernels(n_components, options.resolved_beta)
-    except Exception:  # noqa: BLE001 -- only a head start: factorize reports any real problem itself
-        pass
-
-
 def _factorize_stream(
     stream: audio_io.AudioStream,
     options: Options,
@@ -279,17 +295,18 @@ def _factorize_stream(
     sample_rate = stream.sample_rate
     fixed = np.concatenate([model.bases for model in sources], axis=1) if sources else None
     n_free = options.free if sources else options.n_components
-    # numba's compiled kernels take ~0.5 s to load: load them while the audio is read and transformed
-    preload = threading.Thread(
-        target=_preload_kernels,
-        args=(n_free + (0 if fixed is None else fixed.shape[1]), options),
-        daemon=True,
-    )
-    preload.start()
+    frame_count = n_frames(stream.n_samples, stft_settings)
+    if n_free > frame_count and stream.n_samples >= stft_settings.n_fft:  # (too short: an error of its own)
+        raise ParameterError(
+            f"{'free' if sources else 'n_components'}={n_free} is more than the {frame_count} STFT frames "
+            f"of this audio: use at most {frame_count} components"
+        )
+    # Everything runs in this thread up to the resynthesis: a background thread that loaded numba's
+    # kernels while the audio was analysed raced the main thread's imports (KeyError 'scipy' in
+    # 1 run of 4 on a busy machine); Python's import machinery is not safe for that.
     frames, silent = spectrogram_frames(
         stream, stft_settings, options.power, max_memory=memory_budget(max_memory)
     )
-    preload.join()  # (not on an error: the thread is a daemon, and an error is reported at once)
     if silent:
         warnings.warn("audio is silent: every component will be silence", NmfsepWarning, stacklevel=3)
     Y = frames.T  # K x N view; the engine scales and floors it in place (no copy)
@@ -362,13 +379,22 @@ def check_sources(sources: tuple[Model, ...], options: Options, paths: tuple = (
 
     Raises
     ------
+    ParameterError
+        One source and no free components: its mask would be 1 everywhere, the output the input.
     ModelFileError
-        Naming the model file and both settings.
+        A model that is not a source model (a separation saved by ``separate --save-model``), or
+        one learned with other settings (naming the file and both settings).
     """
     wanted = {"stft": options.stft.as_dict(), "power": float(options.power), "beta": options.resolved_beta}
     seen: dict[str, int] = {}
     for index, model in enumerate(sources):
         where = paths[index] if index < len(paths) else None
+        if model.settings.get("kind") != "source":
+            raise ModelFileError(
+                "this is a separation saved by `separate --save-model`, not a source model: "
+                "learn one from clean examples with `nmfsep learn CLIP.wav -o NAME.npz`",
+                where,
+            )
         learned = {
             "stft": model.settings.get("stft"),
             "power": model.settings.get("power"),
@@ -387,6 +413,11 @@ def check_sources(sources: tuple[Model, ...], options: Options, paths: tuple = (
         if name in seen:
             raise ModelFileError(f"two sources are named {name!r}: use nmfsep learn --name", where)
         seen[name] = index
+    if len(sources) == 1 and not options.free:
+        raise ParameterError(
+            "one source model and no free components would give one output identical to the input: "
+            "add free components for the rest of the mix (--free N) or a model of each other source"
+        )
 
 
 def _components(
@@ -788,21 +819,23 @@ def target_rate(options: Options, models: tuple[Model, ...]) -> int | None:
 
 
 def planned_outputs(
-    path: str | os.PathLike,
+    track: str,
     n_components: int | list[str],
     out_dir: str | os.PathLike = "separated",
     filename: str = DEFAULT_TEMPLATE,
     format: str = "wav",
     save_model_to: str | os.PathLike | None = None,
 ) -> tuple[list[Path], Path | None]:
-    """The component files and model file :func:`separate_file` would write for ``path``.
+    """The component files and model file :func:`separate_file` would write for a track.
+
+    ``track`` is the ``{track}`` of the templates: an input's name without extension, or its path
+    relative to a folder input (``album1/01``).
 
     Raises
     ------
     ParameterError
         Bad template, or two of the outputs share a name.
     """
-    track = Path(path).stem
     names = output_names(n_components) if isinstance(n_components, int) else list(n_components)
     outputs = output_paths(filename, out_dir, track, names, format)
     model_path = None if save_model_to is None else Path(str(save_model_to).replace("{track}", track))
@@ -810,6 +843,25 @@ def planned_outputs(
     if len(set(targets)) != len(targets):
         raise ParameterError("two outputs would have the same name")
     return outputs, model_path
+
+
+def _settings_record(path, settings, models, targets, filename, format, subtype) -> dict | None:
+    """Everything the outputs of ``path`` depend on (see :func:`nmfsep.plan.settings_record`);
+    None when the input is not a readable file (it fails on its own)."""
+    if not path.is_file():
+        return None
+    return plan.settings_record(
+        path,
+        {
+            **dataclasses.asdict(settings),
+            # a model's bases, not its file name: a re-learned model makes the outputs stale
+            "sources": [hashlib.sha256(np.ascontiguousarray(m.bases).tobytes()).hexdigest() for m in models],
+            "filename": filename,
+            "format": format,
+            "subtype": subtype,
+        },
+        targets,
+    )
 
 
 def separate_file(
@@ -827,6 +879,7 @@ def separate_file(
     skip_existing: bool = False,
     callback: Callable[[Progress], None] | None = None,
     max_memory: float | str | None = None,
+    track: str | None = None,
     **options: Any,
 ) -> FileResult:
     """Separate an audio file and write one file per component (and optionally the model).
@@ -862,13 +915,18 @@ def separate_file(
         Also draw the overview figure (:func:`nmfsep.plot.overview_figure`) to this file (png, pdf
         or svg by suffix); ``{track}`` is replaced.
     skip_existing : bool
-        When every output exists, do nothing (``FileResult.skipped``); when only some do (a run that
-        was stopped), separate again and replace them.
+        When every output exists and the settings record beside them (``nmfsep.json``, see
+        :func:`nmfsep.plan.record_path`) shows they were made from this input with these settings,
+        do nothing (``FileResult.skipped``); otherwise (some outputs missing after a stopped run,
+        other settings, a changed input, no record) separate again and replace them.
     callback : callable, optional
         Receives a :class:`nmfsep.nmf.Progress` after every NMF iteration.
     max_memory : int or str, optional
         Bytes the spectrogram may take in memory (``"500M"``, ``"2G"``); beyond it, it is
         memory-mapped to a temporary file in TMPDIR. Default: half of the memory available.
+    track : str, optional
+        The ``{track}`` of the templates; the file name without extension by default. Batch runs
+        over folders pass the path relative to the folder (``album1/01``) to mirror the input tree.
     **options
         Any keyword argument of :func:`separate` (``divergence``, ``n_fft``, ``sr``, ...).
 
@@ -898,8 +956,9 @@ def separate_file(
             free=settings.free,
             rest_name=settings.rest_name,
         )
-        outputs, model_path = planned_outputs(path, names, out_dir, filename, format, save_model_to)
-        plot_path = None if plot_to is None else Path(str(plot_to).replace("{track}", path.stem))
+        track = path.stem if track is None else track
+        outputs, model_path = planned_outputs(track, names, out_dir, filename, format, save_model_to)
+        plot_path = None if plot_to is None else Path(str(plot_to).replace("{track}", track))
         if plot_path is not None:
             from .plot import figure_format
 
@@ -907,11 +966,21 @@ def separate_file(
         targets = outputs + [p for p in (model_path, plot_path) if p is not None]
         if len(set(targets)) != len(targets):
             raise ParameterError("two outputs would have the same name")
+        record_at = plan.record_path(out_dir, filename, track)
+        record = _settings_record(path, settings, models, targets, filename, format, subtype)
         if skip_existing:
-            if all(target.is_file() for target in targets):
+            existing = [target for target in targets if target.is_file()]
+            if len(existing) == len(targets) and record is not None and plan.read_record(record_at) == record:
                 seconds = time.perf_counter() - started
                 return FileResult(path, tuple(outputs), None, seconds, model_path, skipped=True)
-            force = True  # a partial set from a stopped run is redone
+            if existing and len(existing) == len(targets):
+                warnings.warn(
+                    "outputs existed from other settings or another input, or with no record of them "
+                    f"({record_at.name}): separated again",
+                    NmfsepWarning,
+                    stacklevel=2,
+                )
+            force = True  # a partial set from a stopped run, or a stale set, is redone
         for target in targets:
             if target.is_dir():
                 raise OutputError("output path is a directory", target)
@@ -961,6 +1030,8 @@ def separate_file(
             magnitude = _display_magnitude(stream, settings.stft)
             figure = overview_figure(_plot_data_from(separation, magnitude, path.name))
             save_figure(figure, plot_path, overwrite=force)
+        if record is not None:
+            plan.write_record(record_at, record)
     except NmfsepError as exc:
         if exc.path is None:
             exc.path = os.fspath(path)

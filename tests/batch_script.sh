@@ -18,7 +18,7 @@ $nmfsep separate "$work/in" "$work/missing.wav" -r -m 2 --max-iter 10 -o "$work/
 status=$?
 [ "$status" -eq 1 ] || fail "expected exit 1 with bad inputs among good ones, got $status"
 [ -f "$work/out/a/c1.wav" ] && [ -f "$work/out/a/c2.wav" ] || fail "a.wav was not separated"
-[ -f "$work/out/b/c2.wav" ] || fail "more/b.wav was not separated (recursion)"
+[ -f "$work/out/more/b/c2.wav" ] || fail "more/b.wav was not separated into out/more/b/ (recursion mirrors the tree)"
 python3 - "$work/run.json" <<'PY' || fail "manifest does not match"
 import json, sys
 manifest = json.load(open(sys.argv[1]))
@@ -30,9 +30,11 @@ assert all(f["error"] for f in manifest["files"] if f["status"] == "failed")
 PY
 
 # a rerun with --skip-existing does nothing new and still reports the failures
-$nmfsep separate "$work/in" -r -m 2 --max-iter 10 -o "$work/out" --skip-existing -q
+$nmfsep separate "$work/in" -r -m 2 --max-iter 10 -o "$work/out" --skip-existing -q --manifest "$work/rerun.json"
 status=$?
 [ "$status" -eq 1 ] || fail "rerun: expected exit 1, got $status"
+python3 -c 'import json, sys; s = json.load(open(sys.argv[1]))["summary"]; assert s == {"done": 0, "skipped": 2, "failed": 2}, s' \
+    "$work/rerun.json" || fail "rerun: the good files were not skipped"
 
 # only good files: exit 0
 $nmfsep separate "$work/in/a.wav" "$work/in/more/b.wav" -m 2 --max-iter 10 -o "$work/out2" -q || fail "good files failed"

@@ -67,14 +67,17 @@ def test_the_shell_script(tmp_path, short_wav):
 
 def test_collect_inputs_order_dedupe_recursion_and_lists(folder):
     flat = collect_inputs([folder])
-    assert [p.name for p in flat] == ["a.wav", "b.wav", "c.wav", "d.wav"]
+    assert [t.path.name for t in flat] == ["a.wav", "b.wav", "c.wav", "d.wav"]
     deep = collect_inputs([folder, folder / "a.wav"], recursive=True)
-    assert [p.name for p in deep] == ["a.wav", "b.wav", "c.wav", "d.wav", "e.wav", "f.wav"]
+    assert [t.name for t in deep] == ["a", "b", "c", "d", "sub/e", "sub/f"]  # mirrors the tree
     listed = collect_inputs([], from_list=["# a comment", "", str(folder / "c.wav"), str(folder / "c.wav ")])
-    assert [p.name for p in listed] == ["c.wav"]
+    assert [(t.path.name, t.name) for t in listed] == [("c.wav", "c")]
     empty = folder / "empty"
     empty.mkdir()
-    assert collect_inputs([empty]) == [empty]  # kept, so that it fails as an input of its own
+    with pytest.raises(ParameterError, match=r"no audio files in .*empty \(use -r to search sub-folders\)"):
+        collect_inputs([empty])
+    with pytest.raises(ParameterError, match="no audio files in .*empty or its sub-folders"):
+        collect_inputs([empty], recursive=True)
     with pytest.raises(ParameterError, match="no input files"):
         collect_inputs([], from_list=["# nothing"])
     assert ".flac" in AUDIO_EXTENSIONS and ".txt" not in AUDIO_EXTENSIONS

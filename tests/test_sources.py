@@ -58,7 +58,7 @@ def test_supervised_separation_recovers_each_source(models, tmp_path):
     )
     assert result.exit_code == 0, result.stderr
     folder = tmp_path / "speech_vibraphone"
-    assert sorted(p.name for p in folder.iterdir()) == ["speech.wav", "vibraphone.wav"]
+    assert sorted(p.name for p in folder.glob("*.wav")) == ["speech.wav", "vibraphone.wav"]
     references = np.stack([sf.read(DATA / "sources" / f"{n}.wav")[0] for n in ("speech", "vibraphone")])
     estimates = np.stack([sf.read(folder / f"{n}.wav")[0] for n in ("speech", "vibraphone")])
     sdr = _sdr(references, estimates)
