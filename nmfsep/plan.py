@@ -149,7 +149,7 @@ def settings_record(input_path: str | os.PathLike, settings: dict[str, Any], out
                 "nmfsep_version": __version__,
                 "input": file_identity(input_path),
                 "settings": settings,
-                "outputs": [os.fspath(p) for p in outputs],
+                "outputs": [os.path.abspath(p) for p in outputs],
             },
             sort_keys=True,
             default=str,
@@ -177,3 +177,17 @@ def write_record(path: str | os.PathLike, record: dict) -> None:
             handle.write("\n")
 
     atomic_write(path, write, overwrite=True)
+
+
+def remove_stale_outputs(previous: dict, targets: list[Path]) -> list[Path]:
+    """Delete the files a previous record lists that are not among ``targets``; return them.
+
+    Only files that the record names as outputs of this track are touched, never anything else.
+    """
+    keep = {os.path.abspath(target) for target in targets}
+    removed = []
+    for name in previous.get("outputs", []):
+        if isinstance(name, str) and os.path.abspath(name) not in keep and os.path.isfile(name):
+            os.unlink(name)
+            removed.append(Path(name))
+    return removed

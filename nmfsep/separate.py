@@ -968,17 +968,15 @@ def separate_file(
             raise ParameterError("two outputs would have the same name")
         record_at = plan.record_path(out_dir, filename, track)
         record = _settings_record(path, settings, models, targets, filename, format, subtype)
+        previous = plan.read_record(record_at)
         if skip_existing:
-            existing = [target for target in targets if target.is_file()]
-            if len(existing) == len(targets) and record is not None and plan.read_record(record_at) == record:
-                seconds = time.perf_counter() - started
-                return FileResult(path, tuple(outputs), None, seconds, model_path, skipped=True)
-            if existing and len(existing) == len(targets):
+            if all(target.is_file() for target in targets):
+                if record is not None and previous == record:
+                    seconds = time.perf_counter() - started
+                    return FileResult(path, tuple(outputs), None, seconds, model_path, skipped=True)
+                why = "no record of how they were made" if previous is None else "other settings or input"
                 warnings.warn(
-                    "outputs existed from other settings or another input, or with no record of them "
-                    f"({record_at.name}): separated again",
-                    NmfsepWarning,
-                    stacklevel=2,
+                    f"outputs existed from {why} ({record_at}): separated again", NmfsepWarning, stacklevel=2
                 )
             force = True  # a partial set from a stopped run, or a stale set, is redone
         for target in targets:
@@ -1032,6 +1030,9 @@ def separate_file(
             save_figure(figure, plot_path, overwrite=force)
         if record is not None:
             plan.write_record(record_at, record)
+        if force and previous is not None:
+            # outputs of the replaced run that this one did not write (-m 2 after -m 4: c3, c4)
+            plan.remove_stale_outputs(previous, targets)
     except NmfsepError as exc:
         if exc.path is None:
             exc.path = os.fspath(path)
