@@ -7,16 +7,19 @@ Internal layout everywhere in nmfsep: ``(channels, samples)`` float32. soundfile
 from __future__ import annotations
 
 import glob
+import hashlib
 import io
 import os
 import tempfile
 import warnings
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+from soundfile import _ffi, _snd  # soundfile's cffi handles: the PEAK command has no public API
 
 from .errors import AudioError, NmfsepWarning, OutputError, ParameterError
 from .interrupts import held
@@ -390,13 +393,8 @@ class AudioWriters:
                 self.temporaries.append(_temporary(path))
                 try:
                     self.files.append(
-                        sf.SoundFile(
-                            self.temporaries[-1],
-                            "w",
-                            samplerate=self.sample_rate,
-                            channels=self.n_channels,
-                            subtype=self.subtype,
-                            format=FORMATS[self.format],
+                        _open_for_write(
+                            self.temporaries[-1], self.sample_rate, self.n_channels, self.format, self.subtype
                         )
                     )
                 except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as exc:
@@ -426,6 +424,8 @@ class AudioWriters:
             for handle in self.files:
                 handle.close()
             for tmp, path in zip(self.temporaries, self.paths, strict=True):
+                _finish(tmp, self.format, path)
+            for tmp, path in zip(self.temporaries, self.paths, strict=True):
                 _commit(tmp, path, self.overwrite)
         except BaseException:
             self._discard()
@@ -440,6 +440,111 @@ class AudioWriters:
         for tmp in self.temporaries:
             if os.path.exists(tmp):
                 os.unlink(tmp)
+
+
+# Reproducible bytes: the same samples must give the same file on every run (``--seed``), but
+# libsndfile puts the wall clock into two places -- the PEAK chunk of float WAV files and the
+# serial number of Ogg streams -- which the two functions below remove.
+
+_SFC_SET_ADD_PEAK_CHUNK = 0x1050  # sndfile.h; soundfile does not define it
+_SAVE_BLOCK = 1 << 16  #: frames per write in :func:`save`
+
+
+def _open_for_write(path: str, sample_rate: int, channels: int, format: str, subtype: str) -> sf.SoundFile:
+    """Open ``path`` for writing with soundfile, without a PEAK chunk in float WAV files.
+
+    libsndfile's PEAK chunk (float and double WAV) records the second it was written
+    (``time(NULL)``), so two otherwise identical runs differ; it only caches each channel's peak,
+    which readers recompute or ignore. It must be switched off before any data is written; then
+    libsndfile rewrites the header with a zero-filled ``PAD`` chunk of the same size in its place
+    (the data does not move), which readers skip like any unknown chunk.
+    """
+    handle = sf.SoundFile(
+        path, "w", samplerate=sample_rate, channels=channels, subtype=subtype, format=FORMATS[format]
+    )
+    if format == "wav" and subtype in _FLOAT_SUBTYPES:
+        _snd.sf_command(handle._file, _SFC_SET_ADD_PEAK_CHUNK, _ffi.NULL, _snd.SF_FALSE)
+    return handle
+
+
+#: An Ogg page header (little-endian): "OggS", version 0, flags, granule position (8 bytes), serial
+#: (4, at byte 14), page number (4), CRC (4, at byte 22), segment count; then the segment lengths.
+_OGG_HEADER = 27
+_BIT_REVERSED = bytes(int(f"{byte:08b}"[::-1], 2) for byte in range(256))
+
+
+def _ogg_crc(page: bytes | bytearray) -> int:
+    """Ogg's page checksum: CRC-32 with polynomial 0x04C11DB7, MSB first, no initial or final XOR.
+
+    zlib's CRC-32 is the same polynomial bit-reflected (LSB first) and inverted at both ends;
+    reflecting every byte in and the result out gives Ogg's at C speed instead of a Python loop.
+    """
+    reflected = zlib.crc32(bytes(page).translate(_BIT_REVERSED), 0xFFFFFFFF) ^ 0xFFFFFFFF
+    return int(f"{reflected:032b}"[::-1], 2)
+
+
+def _ogg_pages(file) -> Iterator[tuple[int, bytearray]]:
+    """``(offset, page)`` for every page of the Ogg file open in ``file``, from its position on.
+
+    Raises
+    ------
+    ValueError
+        Not a sequence of whole Ogg pages.
+    """
+    offset = file.tell()
+    while header := file.read(_OGG_HEADER):
+        if len(header) < _OGG_HEADER or header[:5] != b"OggS\0":
+            raise ValueError(f"no Ogg page at byte {offset}")
+        lacing = file.read(header[-1])
+        body = file.read(sum(lacing))
+        if len(lacing) < header[-1] or len(body) < sum(lacing):
+            raise ValueError(f"truncated Ogg page at byte {offset}")
+        page = bytearray(header + lacing + body)
+        yield offset, page
+        offset += len(page)
+
+
+def _fix_ogg_serial(path: str) -> None:
+    """Replace the random serial number of a one-stream Ogg file by one derived from its content.
+
+    libsndfile gives every Ogg stream a serial from a generator seeded with the time of day (so
+    that concatenated files make valid chained streams) and offers no way to set it. A hash of the
+    pages with serial and checksum zeroed is as unlikely to repeat between different files, and
+    the same on every run. Every page's serial is rewritten and its CRC recomputed, in place:
+    two reads of the file and 12 bytes written per page.
+
+    Raises
+    ------
+    ValueError
+        Not a valid single-stream Ogg file (libsndfile writes nothing else).
+    """
+    with open(path, "r+b") as file:
+        digest = hashlib.blake2b(digest_size=4, person=b"nmfsep-ogg")
+        serials = set()
+        for _, page in _ogg_pages(file):
+            serials.add(bytes(page[14:18]))
+            page[14:18] = page[22:26] = bytes(4)
+            digest.update(page)
+        if len(serials) != 1:
+            raise ValueError(f"{len(serials)} logical streams, expected one")
+        serial = digest.digest()
+        file.seek(0)
+        for offset, page in _ogg_pages(file):
+            page[14:18], page[22:26] = serial, bytes(4)  # the CRC covers the page with a zero CRC field
+            page[22:26] = _ogg_crc(page).to_bytes(4, "little")
+            file.seek(offset + 14)
+            file.write(page[14:26])  # serial, page number (unchanged), CRC
+            file.seek(offset + len(page))
+
+
+def _finish(tmp: str, format: str, path: Path) -> None:
+    """Make a closed temporary output reproducible before it is moved into place (Ogg serials)."""
+    if format != "ogg":
+        return
+    try:
+        _fix_ogg_serial(tmp)
+    except (OSError, ValueError) as exc:
+        raise OutputError(f"cannot finish the Ogg file: {exc}", path) from exc
 
 
 def _encoded(samples: np.ndarray, subtype: str, format: str) -> tuple[np.ndarray, float]:
@@ -514,9 +619,14 @@ def save(
 
     def write(tmp: str) -> None:
         try:
-            sf.write(tmp, frames, sample_rate, subtype=subtype, format=FORMATS[format])
+            with _open_for_write(tmp, sample_rate, frames.shape[1], format, subtype) as handle:
+                # in blocks: libvorbis copies one write onto the stack (alloca), so a single write of
+                # more than about 2 million frames crashes the process (SIGSEGV)
+                for start in range(0, len(frames), _SAVE_BLOCK):
+                    handle.write(frames[start : start + _SAVE_BLOCK])
         except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as exc:
             reason = getattr(exc, "error_string", None) or str(exc)
             raise OutputError(f"cannot write {format} {subtype}: {reason}", path) from exc
+        _finish(tmp, format, path)
 
     return atomic_write(path, write, overwrite=overwrite)

@@ -297,6 +297,11 @@ class OverlapAdd:
         dtype: type = np.float32,
         workers: int = _WORKERS,
     ) -> None:
+        # imported here, in the thread that builds the object: push() runs in worker threads, and
+        # Python's imports must not run concurrently with another thread's
+        import scipy.fft
+
+        self._irfft = scipy.fft.irfft
         self.settings = settings
         self.workers = workers
         self.length = length
@@ -315,11 +320,9 @@ class OverlapAdd:
 
     def push(self, spectra: np.ndarray) -> np.ndarray:
         """Add a block of frames [shape=(C, b, K)]; return the samples now complete [shape=(C, s)]."""
-        import scipy.fft
-
         n_fft, hop = self.settings.n_fft, self.settings.hop_length
         count = spectra.shape[1]
-        frames = scipy.fft.irfft(spectra, n=n_fft, axis=-1, workers=self.workers)
+        frames = self._irfft(spectra, n=n_fft, axis=-1, workers=self.workers)
         if frames.dtype != self.dtype:
             frames = frames.astype(self.dtype)
         frames *= self.window  # (C, b, n_fft), in place
