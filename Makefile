@@ -10,7 +10,7 @@ install: $(STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,plot]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
 	# compile the numba kernels once into their on-disk cache, so no run pays for it
 	$(BIN)/python -c "from nmfsep.nmf.kernels import warm_up; warm_up()"
 	touch $(STAMP)

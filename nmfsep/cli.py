@@ -768,7 +768,9 @@ def _check_cmap(name: str) -> None:
     try:
         import matplotlib
     except ImportError:
-        raise click.ClickException("nmfsep plot needs matplotlib: pip install 'nmfsep[plot]'") from None
+        raise click.ClickException(
+            "nmfsep plot needs matplotlib, a dependency of nmfsep: pip install matplotlib"
+        ) from None
 
     if name not in matplotlib.colormaps:
         raise ParameterError(f"--cmap {name!r} is not a matplotlib colour map (e.g. magma, viridis, gray_r)")

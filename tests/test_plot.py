@@ -164,3 +164,11 @@ def test_library_api(piano_short, tmp_path):
     path = nmfsep.save_figure(figure, tmp_path / "c.svg")
     assert path.read_bytes().startswith(b"<?xml")
     assert figure_format("X.PNG") == "png"
+
+
+def test_matplotlib_is_a_core_dependency():
+    """`pip install nmfsep` alone must give a working `nmfsep plot` (read from the installed metadata)."""
+    from importlib.metadata import requires
+
+    core = [r for r in requires("nmfsep") if "extra ==" not in r]
+    assert any(r.replace(" ", "").startswith("matplotlib") for r in core), core
