@@ -6,14 +6,20 @@ STAMP  := $(VENV)/.installed-stamp
 
 .PHONY: install demo test bench lint figures clean
 
-install: $(STAMP)
+KERNELS := $(VENV)/.kernels-stamp
+
+install: $(STAMP) $(KERNELS)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
-	# compile the numba kernels once into their on-disk cache, so no run pays for it
-	$(BIN)/python -c "from nmfsep.nmf.kernels import warm_up; warm_up()"
 	touch $(STAMP)
+
+# Compile the numba kernels into their on-disk cache (about 1-2 minutes), so no run pays for it;
+# again whenever the kernels change (an edit makes numba's cache stale).
+$(KERNELS): $(STAMP) nmfsep/nmf/kernels.py
+	$(BIN)/python -c "from nmfsep.nmf.kernels import warm_up; warm_up()"
+	touch $(KERNELS)
 
 # Separate the shipped piano sample into its three pitches: separated/hotcrossbuns_piano/c1..c3.wav
 demo: install

@@ -44,6 +44,9 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 _DIVERGENCES = ["kl", "is", "euc"]
 
+#: How long the first run's numba compilation takes (KL, rank 4, float32; measured 22-43 s on 2 busy cores).
+COMPILE_SECONDS = "20-45"
+
 #: Output formats whose encoding changes the samples: their parts no longer sum to the input.
 LOSSY_FORMATS = {"ogg"}
 
@@ -384,6 +387,9 @@ def separate(
         click.echo(f"Error: {exc}", err=True)
         sys.exit(EXIT_FAILED)
 
+    if not quiet:
+        rank = sum(model.bases.shape[1] for model in models) + free if models else components
+        _announce_compiling(rank, settings_check.resolved_beta)
     settings = {
         "n_components": components,
         "out_dir": out_dir,
@@ -637,6 +643,8 @@ def plot(
 
     needs_fit = what != "spectrogram" and model is None and input_path.suffix.lower() != ".npz"
     total = options["max_iter"] * options["n_init"] if needs_fit else 0
+    if needs_fit and not quiet:
+        _announce_compiling(components, Options(n_components=components, **options).resolved_beta)
     try:
         ok = _guarded(input_path, work, summary, total, quiet, debug)
     except KeyboardInterrupt:
@@ -695,6 +703,8 @@ def learn(inputs, output, name, force, quiet, debug, **params):
         )
 
     total = options["max_iter"] * options["n_init"]
+    if not quiet:
+        _announce_compiling(components, Options(n_components=components, **options).resolved_beta)
     try:
         ok = _guarded(inputs[0], work, summary, total, quiet, debug)
     except KeyboardInterrupt:
@@ -835,6 +845,18 @@ def _check_collisions(tracks, components, out_dir, filename, fmt, save_model, pl
             owner[resolved] = track.path
             folders.add(target.parent)
     return folders
+
+
+def _announce_compiling(rank: int, beta: float) -> None:
+    """One line before a run that must first compile numba's kernels, so it does not look stuck."""
+    from .nmf import kernels_need_compiling
+
+    if kernels_need_compiling(rank, beta):
+        click.echo(
+            f"Compiling the numba kernels for this installation (once; about {COMPILE_SECONDS} s, later "
+            "runs load them from numba's cache; `make install` does it ahead of time)...",
+            err=True,
+        )
 
 
 def _check_new_file(path: Path, force: bool) -> None:

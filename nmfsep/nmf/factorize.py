@@ -287,7 +287,7 @@ def factorize(
     n_components = int(n_components)
     if floor == 0 and beta <= 0 and not all(np.all(block > 0) for block in _column_blocks(Y)):
         raise ParameterError(f"beta={beta:g} is infinite where Y has zeros; use floor > 0 or a beta > 0")
-    kernel_name = resolve_kernel(kernel, n_fixed + n_components, beta)
+    kernel_name = resolve_kernel(kernel, n_fixed + n_components, beta, dtype)  # numba, or a fallback
 
     # The beta-divergence is homogeneous, d(s y | s v) = s^beta d(y | v), so the engine works on Y / max(Y)
     # (entries in [floor, 1]) and scales back at the end: powers of the model then neither overflow

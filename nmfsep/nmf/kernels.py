@@ -32,6 +32,8 @@ Terms per kind (see :mod:`.updates`)::
 from __future__ import annotations
 
 import math
+import os
+from typing import Any
 
 import numba as nb
 import numpy as np
@@ -858,29 +860,81 @@ def euclidean_sums(data, acts_t, first_row, F, numerators):
                     p3[k] += (ra * a3 + rb * b3) + (rc * c3 + rd * d3)
 
 
-def load(dtype=np.float32, kinds=(IS, KL, EUC, GENERAL), general: bool = True, rank4: bool = True) -> None:
-    """Compile (or load from numba's cache) the kernels for ``dtype`` and these kinds by running
-    them on a tiny problem, so that the first real call does not pay for it: the general kernels,
-    the rank-4 ones (IS, KL) and the Euclidean ones (EUC)."""
+#: Groups of kernels that one kind of factorization calls, loaded and checked together: the general
+#: kernels (IS, KL, other betas), the rank-4 ones (IS and KL up to rank 4), the Euclidean ones, and
+#: the Euclidean objective alone (which the numpy kernel of :mod:`.updates` borrows).
+FAMILIES = ("general", "rank4", "euclidean", "euclidean_objective")
+
+
+def _examples(family: str, dtype) -> list[tuple[Any, tuple]]:
+    """The kernels of a family, each with arguments for a tiny problem of the real calls' types.
+
+    numba compiles (and caches) one machine code per signature of argument types, not values: the
+    kind of update is an argument, so one call covers IS, KL and the general betas.
+    """
     data = np.ones((4, 3), dtype=dtype)
     bases_t = np.ones((2, 3), dtype=dtype)
     acts_t = np.ones((4, 2), dtype=dtype)
     out = np.empty((4, 2), dtype=dtype)
-    parts = np.empty((2, 4, 3), dtype=dtype)  # rows of four: the register-blocked kernels
-    partials = np.empty((2, 2, 3), dtype=dtype)  # one row per free basis: the general kernel
     sums = np.empty((2, 2))
+    if family == "general":
+        partials = np.empty((2, 2, 3), dtype=dtype)  # one row per free basis
+        return [
+            (activation_terms, (data, bases_t, acts_t, GENERAL, 0.5, 1e-30, out, out, True, sums)),
+            (basis_terms, (data, bases_t, acts_t, GENERAL, 0.5, 1e-30, 0, partials, partials)),
+        ]
+    parts = np.empty((2, 4, 3), dtype=dtype)  # rows of four: the register-blocked kernels
+    if family == "rank4":
+        bases4 = np.ones((4, 3), dtype=dtype)
+        return [
+            (activation_terms4, (data, bases4, acts_t, KL, out, out, True, sums)),
+            (basis_terms4, (data, bases4, acts_t, KL, parts, parts)),
+        ]
+    objective = [(euclidean_terms, (data, bases_t, acts_t, out, np.empty(2)))]
+    if family == "euclidean_objective":
+        return objective
+    if family == "euclidean":
+        return objective + [
+            (euclidean_projections, (data, bases_t, out)),
+            (euclidean_sums, (data, acts_t, 0, 2, parts)),
+        ]
+    raise ValueError(f"family={family!r} is not one of {list(FAMILIES)}")
+
+
+def load_family(family: str, dtype=np.float32) -> None:
+    """Compile (or load from numba's cache) the kernels of a family for ``dtype`` by running them on
+    a tiny problem, so that the first real call does not pay for it (and any failure shows here)."""
+    for kernel, arguments in _examples(family, dtype):
+        kernel(*arguments)
+
+
+def cached(family: str, dtype=np.float32) -> bool:
+    """Whether the kernels of a family for ``dtype`` are compiled in this process or stored in
+    numba's on-disk cache for this source, numba version and machine: loading them will not
+    compile. Reads the cache indexes only (numba's private API: callers treat errors as unknown).
+    """
+    for kernel, arguments in _examples(family, dtype):
+        signature = tuple(kernel.typeof_pyval(argument) for argument in arguments)
+        if signature in kernel.overloads:
+            continue
+        # one index per kernel, {key: data file}; numba reads it as empty when the source changed
+        cache = kernel._cache
+        key = cache._index_key(signature, kernel.targetctx.codegen())
+        name = cache._cache_file._load_index().get(key)
+        if name is None or not os.path.exists(cache._cache_file._data_path(name)):
+            return False
+    return True
+
+
+def load(dtype=np.float32, kinds=(IS, KL, EUC, GENERAL), general: bool = True, rank4: bool = True) -> None:
+    """Compile (or load from numba's cache) the kernels for ``dtype`` and these kinds (see
+    :func:`load_family`): the general kernels, the rank-4 ones (IS, KL) and the Euclidean ones (EUC)."""
+    if general and any(kind != EUC for kind in kinds):
+        load_family("general", dtype)
+    if rank4 and (IS in kinds or KL in kinds):
+        load_family("rank4", dtype)
     if EUC in kinds:
-        euclidean_terms(data, bases_t, acts_t, out, sums[:, 0].copy())
-        euclidean_projections(data, bases_t, out)
-        euclidean_sums(data, acts_t, 0, 2, parts)
-    bases4 = np.ones((4, 3), dtype=dtype)
-    for kind in kinds:
-        if kind != EUC and general:
-            activation_terms(data, bases_t, acts_t, kind, 0.5, 1e-30, out, out, True, sums)
-            basis_terms(data, bases_t, acts_t, kind, 0.5, 1e-30, 0, partials, partials)
-        if kind in (IS, KL) and rank4:
-            activation_terms4(data, bases4, acts_t, kind, out, out, True, sums)
-            basis_terms4(data, bases4, acts_t, kind, parts, parts)
+        load_family("euclidean", dtype)
 
 
 def warm_up() -> None:

@@ -17,6 +17,8 @@ Two interchangeable kernels compute those sums and give the same iterates up to 
 ``"numba"`` fuses model, terms and reductions in one pass over the data (fast at small ranks, where an
 update is memory-bound), ``"numpy"`` runs BLAS on tiles of frames (fast at large ranks, where the
 products dominate). Neither allocates a K x N array: scratch is per tile (numpy) or per frame (numba).
+numba is an accelerator only: when it is missing, broken or has no writable cache, ``"auto"`` runs
+the numpy kernel with one warning per process (see :func:`numba_status`).
 
 Sparsity adds ``lambda * sum_m ||h_m||_2 ||u_m||_1`` to the objective (the l1 norm of U when the bases
 have unit l2 norm; invariant to rescaling a basis against its activations).
@@ -34,11 +36,14 @@ have unit l2 norm; invariant to rescaling a basis against its activations).
 from __future__ import annotations
 
 import math
+import threading
+import warnings
+from types import ModuleType
 
 import numpy as np
 
-from ..errors import ParameterError
-from .divergence import mm_exponent
+from ..errors import NmfsepWarning, ParameterError
+from .divergence import beta_from_name, mm_exponent
 
 KERNELS = ("auto", "numba", "numpy")
 
@@ -89,8 +94,70 @@ def _sum64(a: np.ndarray) -> float:
     return math.fsum(float(a[i : i + _BLOCK].sum()) for i in range(0, a.size, _BLOCK))
 
 
-def resolve_kernel(kernel: str, n_components: int, beta: float) -> str:
-    """The kernel to use ("numba" or "numpy") for a requested one, a total rank and a beta."""
+#: Frames per tile in the numpy fallback for the EUC objective: float64 copies, 2 MB at K=1025.
+EUC_TILE64 = 256
+
+# numba is an accelerator: when it is missing, broken or cannot cache, the numpy kernels run. What
+# is known about it in this process: "import" -> None if numba and the kernels module import, else
+# why not (one line); (dtype name, family) -> the same for loading that family of kernels.
+_numba_states: dict[str | tuple[str, str], str | None] = {}
+_load_lock = threading.Lock()  # a preloading thread and factorize load each family once, in turn
+_warning_lock = threading.Lock()
+_fallback_warned = False
+
+
+def _reason(error: BaseException) -> str:
+    """An exception in one line (numba's messages run over many)."""
+    lines = str(error).strip().splitlines()
+    text = lines[0].strip() if lines else ""
+    if len(text) > 200:
+        text = text[:197] + "..."
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def _import_kernels() -> tuple[ModuleType | None, str | None]:
+    """The numba kernels module, or None and why it cannot be used. A failure is not retried."""
+    if "import" not in _numba_states:
+        try:
+            # numba itself, then the kernels: cache=True raises at decoration if no cache is writable
+            from . import kernels
+        except Exception as error:  # noqa: BLE001 -- whatever breaks numba, the numpy kernels run
+            _numba_states["import"] = _reason(error)
+        else:
+            # with the JIT disabled the kernels would run as Python loops: hours per file
+            _numba_states["import"] = "NUMBA_DISABLE_JIT is set" if kernels.nb.config.DISABLE_JIT else None
+    if _numba_states["import"] is not None:
+        return None, _numba_states["import"]
+    from . import kernels
+
+    return kernels, None
+
+
+def _load_family(family: str, dtype) -> str | None:
+    """Load a family of numba kernels (compiling them if they are not cached) once per process;
+    None if they run, else why not."""
+    kernels, reason = _import_kernels()
+    if reason is not None:
+        return reason
+    key = (np.dtype(dtype).name, family)
+    with _load_lock:
+        if key not in _numba_states:
+            try:
+                kernels.load_family(family, dtype)
+            except Exception as error:  # noqa: BLE001 -- a kernel that cannot compile or run
+                _numba_states[key] = _reason(error)
+            else:
+                _numba_states[key] = None
+    return _numba_states[key]
+
+
+def _rank4(n_components: int, kind: int) -> bool:
+    """Whether the numba kernel uses the register-blocked kernels (IS and KL up to rank 4)."""
+    return n_components <= 4 and kind in (IS, KL)
+
+
+def _choice(kernel: str, n_components: int, beta: float) -> str:
+    """The kernel that a request means for this rank and beta if numba works: "numba" or "numpy"."""
     if kernel not in KERNELS:
         raise ParameterError(f"kernel={kernel!r} is not one of {list(KERNELS)}")
     if kernel == "auto":
@@ -99,17 +166,117 @@ def resolve_kernel(kernel: str, n_components: int, beta: float) -> str:
     return kernel
 
 
+def _families(kernel_name: str, n_components: int, beta: float) -> tuple[str, ...]:
+    """The families of numba kernels (see ``kernels.FAMILIES``) that a kernel calls."""
+    kind = _KINDS.get(beta, GENERAL)
+    if kernel_name == "numba":
+        if kind == EUC:
+            return ("euclidean",)
+        return ("rank4",) if _rank4(n_components, kind) else ("general",)
+    # the numpy kernel borrows numba's fused EUC objective when numba works (see euclidean_objective)
+    return ("euclidean_objective",) if kind == EUC and n_components <= EUC_FUSED_MAX_RANK else ()
+
+
+def numba_status(
+    n_components: int | None = None, beta: float = 1.0, kernel: str = "auto", dtype=np.float32
+) -> str | None:
+    """Why the numba kernels cannot be used, or None if they can (or none are needed).
+
+    Parameters
+    ----------
+    n_components : int, optional
+        Total rank of a factorization. Without it, only numba and the kernels module are imported;
+        with it, the numba kernels that a factorization of this rank, ``beta``, ``kernel`` and
+        ``dtype`` calls are also loaded (compiled if numba's cache does not hold them) and run on a
+        tiny problem.
+    beta : float
+    kernel : {"auto", "numba", "numpy"}
+    dtype : float32 or float64
+
+    Returns
+    -------
+    str or None
+        None if they work, else the reason in one line (e.g. ``"ModuleNotFoundError: No module
+        named 'numba'"``). Cached for the process: each check runs once, a failure is not retried.
+    """
+    if n_components is None:
+        return _import_kernels()[1]
+    for family in _families(_choice(kernel, n_components, beta), n_components, beta):
+        reason = _load_family(family, dtype)
+        if reason is not None:
+            return reason
+    return None
+
+
+def _warn_fallback(reason: str) -> None:
+    """The one warning per process that "auto" runs the numpy kernels instead of numba's."""
+    global _fallback_warned
+    with _warning_lock:
+        if _fallback_warned:
+            return
+        _fallback_warned = True
+    warnings.warn(
+        f"numba kernels unavailable ({reason}): using the numpy kernels, up to ~6x slower at small ranks",
+        NmfsepWarning,
+        stacklevel=4,  # the caller of factorize (factorize -> resolve_kernel -> here)
+    )
+
+
+def resolve_kernel(kernel: str, n_components: int, beta: float, dtype=np.float32) -> str:
+    """The kernel to use ("numba" or "numpy") for a requested one, a total rank, a beta and a dtype.
+
+    "auto" falls back on the numpy kernels, with one :class:`NmfsepWarning` per process, when the
+    numba kernels it would choose cannot be used (see :func:`numba_status`).
+
+    Raises
+    ------
+    ParameterError
+        For an unknown kernel, or "numba" when the numba kernels cannot be used (naming why).
+    """
+    if _choice(kernel, n_components, beta) == "numpy":
+        return "numpy"
+    reason = numba_status(n_components, beta, "numba", dtype)
+    if reason is None:
+        return "numba"
+    if kernel == "numba":
+        raise ParameterError(f"kernel='numba' cannot be used: {reason}")
+    _warn_fallback(reason)
+    return "numpy"
+
+
 def preload_kernels(n_components: int, beta: float, kernel: str = "auto", dtype=np.float32) -> None:
     """Load the compiled kernels a factorization of this rank and beta will use (numba's cache
     takes ~0.5 s to load), so that a caller can do it in a background thread while it reads the
-    data. Does nothing for the numpy kernel."""
-    if resolve_kernel(kernel, n_components, beta) != "numba":
-        return
-    from . import kernels
+    data. Does nothing when no numba kernel is needed; a broken numba is not an error here, only
+    recorded (the factorization then warns, or raises for ``kernel="numba"``)."""
+    numba_status(n_components, beta, kernel, dtype)
 
-    kind = _KINDS.get(beta, GENERAL)
-    rank4 = n_components <= 4 and kind in (IS, KL)
-    kernels.load(np.dtype(dtype).type, (kind,), general=not rank4, rank4=rank4)
+
+def kernels_need_compiling(
+    n_components: int, beta: float | str = 1.0, kernel: str = "auto", dtype=np.float32
+) -> bool:
+    """Whether a factorization of this rank and beta will first compile numba kernels (tens of
+    seconds, once: e.g. the first run after ``pip install`` without ``make install``'s warm-up).
+
+    Cheap (imports numba and reads numba's on-disk cache index of each kernel it needs; compiles
+    nothing) and never raises: False whenever it cannot tell, and when numba cannot be used at all
+    (the numpy kernels need no compiling).
+    """
+    try:
+        beta = beta_from_name(beta)
+        families = _families(_choice(kernel, n_components, beta), n_components, beta)
+        if not families:
+            return False
+        kernels, reason = _import_kernels()
+        if reason is not None:
+            return False
+        name = np.dtype(dtype).name
+        # loaded already in this process (or failed to): nothing more to compile
+        return not all(
+            (name, family) in _numba_states or kernels.cached(family, dtype) for family in families
+        )
+    except Exception:  # noqa: BLE001 -- a hint only: numba's cache internals may change
+        return False
 
 
 class _NumpyKernel:
@@ -119,6 +286,7 @@ class _NumpyKernel:
         tile = min(NUMPY_TILE, data.shape[0])
         self.model = np.empty((tile, data.shape[1]), dtype=data.dtype)
         self.data_norm = None  # ||Y||^2, for the EUC objective (on first use)
+        self.wide = self.projections = None  # float64 scratch of the EUC objective without numba
         self.aux = np.empty_like(self.model) if kind in (IS, GENERAL) else None
 
     def _tiles(self, N: int):
@@ -188,15 +356,39 @@ class _NumpyKernel:
         if self.data_norm is None:
             tiles = self._tiles(data.shape[0])
             self.data_norm = math.fsum(_dot64(data[frames], data[frames]) for frames, _, _ in tiles)
-        from .kernels import euclidean_terms
-
-        sums = np.empty(N_CHUNKS)
-        euclidean_terms(data, bases_t, acts_t, numerator, sums)
-        cross = math.fsum(sums)
         bases64 = bases_t.astype(np.float64)
         acts64 = acts_t.astype(np.float64)
+        if _load_family("euclidean_objective", data.dtype) is None:
+            from .kernels import euclidean_terms
+
+            sums = np.empty(N_CHUNKS)
+            euclidean_terms(data, bases_t, acts_t, numerator, sums)
+            cross = math.fsum(sums)
+        else:
+            cross = self._euclidean_cross(data, bases64, acts64, numerator)
         gram = float(np.sum((bases64 @ bases64.T) * (acts64.T @ acts64)))
         return self.data_norm - 2.0 * cross + gram, 0.0
+
+    def _euclidean_cross(self, data, bases64, acts64, numerator) -> float:
+        """Without numba: numerator = Y^T H and <U, H^T Y>, from float64 BLAS products on tiles of
+        frames (the data copied to float64 tile by tile: the same float64 projections as numba's)."""
+        N, K = data.shape
+        tile = min(EUC_TILE64, N)
+        if self.projections is None:  # per-tile scratch, made once
+            self.projections = np.empty((tile, bases64.shape[0]))
+            self.wide = np.empty((tile, K)) if data.dtype != np.float64 else None
+        parts = []
+        for start in range(0, N, tile):
+            stop = min(start + tile, N)
+            frames = data[start:stop]
+            if self.wide is not None:
+                frames = self.wide[: stop - start]
+                np.copyto(frames, data[start:stop])  # exact: float32 values (and their products) fit
+            projections = self.projections[: stop - start]
+            np.matmul(frames, bases64.T, out=projections)
+            numerator[start:stop] = projections
+            parts.append(float(np.vdot(projections, acts64[start:stop])))
+        return math.fsum(parts)
 
     def basis_terms(self, data, bases_t, acts_t, kind, beta, tiny, rows, numerator, denominator):
         if kind == EUC:  # Y U^T for the free rows: one product, no elementwise terms
@@ -228,7 +420,7 @@ class _NumbaKernel:
         # EUC: the objective from float64 projections (numba too), BLAS for the sums of many bases
         self.blas = _NumpyKernel(data, kind) if kind == EUC else None
         self.euclidean_sums = kind == EUC and n_free <= EUC_NUMBA_MAX_SUM_ROWS
-        self.rank4 = n_components <= 4 and kind in (IS, KL)
+        self.rank4 = _rank4(n_components, kind)
         # per chunk sums of the H update; whole groups of four rows for the register-blocked kernels
         rows = 4 if self.rank4 else (-(-n_free // 4) * 4 if self.euclidean_sums else n_free)
         self.numerators = np.empty((N_CHUNKS, rows, data.shape[1]), dtype=data.dtype)
@@ -318,7 +510,7 @@ class MMWorkspace:
         self.gamma = mm_exponent(beta)
         self.sparsity = sparsity
         self.free = free
-        self.kernel_name = resolve_kernel(kernel, n_components, beta)
+        self.kernel_name = resolve_kernel(kernel, n_components, beta, data.dtype)
         self.tiny = float(np.finfo(data.dtype).tiny)
         two_terms = self.kind in (IS, GENERAL)
         n_free = free.stop - free.start
