@@ -83,15 +83,25 @@ _KINDS = {0.0: IS, 1.0: KL, 2.0: EUC}
 
 
 def _dot64(a: np.ndarray, b: np.ndarray) -> float:
-    """sum(a * b) over all entries of two C-contiguous arrays, accumulated in float64 by blocks."""
+    """sum(a * b) over all entries of two C-contiguous arrays, in float64 (block by block, so the
+    float64 copies stay small): np.dot of float32 blocks would sum in float32 (measured: the EUC
+    objective off by 1.8e-4 relative, the general-beta one by 2e-5)."""
     a, b = a.reshape(-1), b.reshape(-1)
-    return math.fsum(float(np.dot(a[i : i + _BLOCK], b[i : i + _BLOCK])) for i in range(0, a.size, _BLOCK))
+    return math.fsum(
+        float(
+            np.dot(
+                a[i : i + _BLOCK].astype(np.float64, copy=False),
+                b[i : i + _BLOCK].astype(np.float64, copy=False),
+            )
+        )
+        for i in range(0, a.size, _BLOCK)
+    )
 
 
 def _sum64(a: np.ndarray) -> float:
     """sum(a) over all entries of a C-contiguous array, accumulated in float64 by blocks."""
     a = a.reshape(-1)
-    return math.fsum(float(a[i : i + _BLOCK].sum()) for i in range(0, a.size, _BLOCK))
+    return math.fsum(float(a[i : i + _BLOCK].sum(dtype=np.float64)) for i in range(0, a.size, _BLOCK))
 
 
 #: Frames per tile in the numpy fallback for the EUC objective: float64 copies, 2 MB at K=1025.
