@@ -23,6 +23,7 @@ import numpy as np
 import soundfile as sf
 
 import nmfsep
+from nmfsep.options import OPTIONS
 
 
 def evaluate(data_dir: Path, **options) -> dict:
@@ -57,17 +58,13 @@ def evaluate(data_dir: Path, **options) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data_dir", type=Path)
-    parser.add_argument("--divergence", default=None)
-    parser.add_argument("--beta", type=float, default=None)
-    parser.add_argument("--power", type=float, default=None)
-    parser.add_argument("--mask-power", type=float, default=None)
-    parser.add_argument("--init", default=None)
-    parser.add_argument("--max-iter", type=int, default=None)
-    parser.add_argument("--tol", type=float, default=None)
-    parser.add_argument("--n-init", type=int, default=None)
-    parser.add_argument("--n-fft", type=int, default=None)
-    parser.add_argument("--seed", type=int, default=None)
-    parser.add_argument("--sparsity", type=float, default=None)
+    # the factorization and mask options, as nmfsep defines them (nmfsep.options.OPTIONS)
+    types = {"int": int, "float": float, "str": str, "choice": str}
+    for option in OPTIONS:
+        if "plot" in option.commands and option.name != "n_components" and option.kind in types:
+            parser.add_argument(
+                option.flag, dest=option.name, type=types[option.kind], default=None, help=option.help
+            )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     options = {

@@ -18,13 +18,15 @@ from .audio import load as load_audio
 from .audio import save as save_audio
 from .errors import AudioError, ModelFileError, NmfsepError, NmfsepWarning, OutputError, ParameterError
 from .evaluate import Scores, evaluate
+from .figures import plot_data
+from .files import FileResult, separate_file
 from .masks import iter_masks, soft_masks
-from .modelfile import Model, load_model, save_model
 from .nmf import NMFResult, Progress, beta_divergence, factorize
-from .separate import FileResult, Options, Separation, learn, plot_data, separate, separate_file
+from .options import Options
+from .pipeline import Separation, learn, separate
+from .sources import Model, load_model, save_model
 from .spectrogram import STFTSettings, istft, stft
-
-__version__ = "0.1.0"
+from .version import __version__
 
 
 def save_figure(figure, path, *, dpi: int = 100, overwrite: bool = False):

@@ -10,7 +10,7 @@ import glob
 import hashlib
 import io
 import os
-import tempfile
+import secrets
 import warnings
 import zlib
 from collections.abc import Callable, Iterator
@@ -278,8 +278,16 @@ def check_writable(format: str, subtype: str, channels: int, sample_rate: int) -
         ) from None
 
 
-_UMASK = os.umask(0)
-os.umask(_UMASK)
+#: Exclusive creation of a new file, never through a symbolic link, not inherited by child processes.
+_CREATE_FLAGS = (
+    os.O_RDWR
+    | os.O_CREAT
+    | os.O_EXCL
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+    | getattr(os, "O_BINARY", 0)
+)
+_NAME_ATTEMPTS = 100  #: random names tried before giving up (a clash is already ~1 in 4 billion)
 
 
 def _prepare_target(path: Path, overwrite: bool) -> None:
@@ -297,20 +305,33 @@ def _prepare_target(path: Path, overwrite: bool) -> None:
         raise OutputError(f"cannot write to folder: {exc.strerror or exc}", path.parent) from exc
 
 
-def _temporary(path: Path) -> str:
-    """A new empty temporary file next to ``path`` (``.name.XXXX.part``)."""
-    with held():  # a SIGINT/SIGTERM inside mkstemp is raised once the name is known
-        try:
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-        except OSError as exc:
-            raise OutputError(f"cannot write to folder: {exc.strerror or exc}", path.parent) from exc
-    os.close(fd)
-    return tmp
+def _temporary(path: Path, created: list[str]) -> str:
+    """A new empty temporary file next to ``path`` (``.name.XXXXXXXX.part``), also appended to
+    ``created`` before a deferred SIGINT/SIGTERM is raised, so that the caller can always remove it.
+
+    Created with mode 0o666, so the system applies the umask (and any default ACL of the folder):
+    the output gets the permissions of any new file. ``tempfile.mkstemp`` creates 0600 files, and
+    the mode to give them instead would need the umask, which can only be read by setting it
+    (``os.umask``), a change of the whole process that other threads would see.
+    """
+    with held():  # a SIGINT/SIGTERM between creating the file and knowing its name is raised after
+        for _ in range(_NAME_ATTEMPTS):
+            # secrets, not random: the caller's random state is left alone
+            tmp = os.path.abspath(path.parent / f".{path.name}.{secrets.token_hex(4)}.part")
+            try:
+                fd = os.open(tmp, _CREATE_FLAGS, 0o666)
+            except FileExistsError:
+                continue
+            except OSError as exc:
+                raise OutputError(f"cannot write to folder: {exc.strerror or exc}", path.parent) from exc
+            os.close(fd)
+            created.append(tmp)  # inside held(): an interrupt at its end must not lose the name
+            return tmp
+        raise OutputError("cannot write to folder: no free temporary name", path.parent)
 
 
 def _commit(tmp: str, path: Path, overwrite: bool) -> None:
     """Move a finished temporary file into place (never replacing a file without ``overwrite``)."""
-    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give the usual permissions
     if overwrite:
         os.replace(tmp, path)
     else:
@@ -344,14 +365,15 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None], *, overw
     """
     path = Path(path)
     _prepare_target(path, overwrite)
-    tmp = None
+    created: list[str] = []
     try:
-        tmp = _temporary(path)
+        tmp = _temporary(path, created)
         write(tmp)
         _commit(tmp, path, overwrite)
     except BaseException:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
+        for tmp in created:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
         raise
     return path
 
@@ -390,7 +412,7 @@ class AudioWriters:
             for path in self.paths:
                 _prepare_target(path, self.overwrite)
             for path in self.paths:
-                self.temporaries.append(_temporary(path))
+                _temporary(path, self.temporaries)
                 try:
                     self.files.append(
                         _open_for_write(

@@ -4,7 +4,7 @@ The CLI's ``separate`` command runs every input through :func:`run_batch`. Each 
 :func:`process_file`, which never raises for a bad file: it returns an :class:`Outcome` with status
 ``done``, ``skipped`` or ``failed`` and the error message, so one bad file never stops the others.
 
-Determinism: the pipeline runs the NMF with one BLAS thread (see :mod:`nmfsep.separate`), so output
+Determinism: the pipeline runs the NMF with one BLAS thread (see :mod:`nmfsep.pipeline`), so output
 bytes are the same for any ``jobs``, in-process, in workers or on a cluster.
 """
 
@@ -23,13 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from .audio import atomic_write
-from .errors import NmfsepError, ParameterError
+from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, NmfsepError, ParameterError, keyword_spelling
 from .interrupts import Interrupted, raise_interrupted
 from .plan import AUDIO_EXTENSIONS, Track, collect_inputs
 
 DONE, SKIPPED, FAILED = "done", "skipped", "failed"
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
+EXIT_SIGNAL = {signal.SIGINT: EXIT_INTERRUPTED, signal.SIGTERM: 128 + int(signal.SIGTERM)}
 
 
 @dataclass
@@ -57,17 +56,18 @@ class Outcome:
 def process_file(
     track: Track | str | os.PathLike,
     settings: dict[str, Any],
-    skip_existing: bool = False,
     callback: Callable | None = None,
+    spelling: Callable[[str, str | None], str] = keyword_spelling,
 ) -> Outcome:
     """Separate one file with :func:`nmfsep.separate_file`; report instead of raising.
 
     ``settings`` holds the keyword arguments of ``separate_file`` (``n_components``, ``out_dir``,
-    ``filename``, ``format``, ...). With ``skip_existing`` a file whose every output exists and was
+    ``filename``, ``format``, ``skip_existing``, ...). Errors name options with ``spelling`` (the
+    CLI passes its flags). With ``skip_existing`` a file whose every output exists and was
     made with the same settings is skipped; any other is done again (its outputs replaced). A
     failure is recorded with its message, exception type and traceback (the worker's, in a worker).
     """
-    from .separate import separate_file
+    from .files import separate_file
 
     started = time.perf_counter()
     if not isinstance(track, Track):
@@ -76,9 +76,7 @@ def process_file(
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            result = separate_file(
-                track.path, track=track.name, callback=callback, skip_existing=skip_existing, **settings
-            )
+            result = separate_file(track.path, track=track.name, callback=callback, **settings)
         outcome.outputs = [os.fspath(p) for p in result.outputs]
         outcome.warnings = [
             str(w.message)
@@ -99,7 +97,7 @@ def process_file(
         raise
     except Exception as exc:  # a bug or a library failure on one file must not stop the batch
         outcome.error = (
-            str(exc)
+            exc.render(spelling)
             if isinstance(exc, NmfsepError)
             else (f"unexpected {type(exc).__name__}: {exc} ({track.path})")
         )
@@ -138,20 +136,20 @@ def _worker_init(parent: int, blas_threads: int) -> None:
         raise SystemExit(1)
 
 
-def _iter_in_process(inputs, settings, skip_existing, callback_for) -> Iterator[Outcome]:
+def _iter_in_process(inputs, settings, spelling, callback_for) -> Iterator[Outcome]:
     for track in inputs:
-        yield process_file(track, settings, skip_existing, callback_for(track.path))
+        yield process_file(track, settings, callback_for(track.path), spelling)
 
 
-def _worker_task(path, settings, skip_existing) -> Outcome:
+def _worker_task(path, settings, spelling) -> Outcome:
     """process_file in a worker; after SIGTERM (its temp files already removed) the worker exits."""
     try:
-        return process_file(path, settings, skip_existing)
+        return process_file(path, settings, None, spelling)
     except Interrupted:
         os._exit(128 + int(signal.SIGTERM))
 
 
-def _iter_processes(inputs, settings, skip_existing, jobs) -> Iterator[Outcome]:
+def _iter_processes(inputs, settings, spelling, jobs) -> Iterator[Outcome]:
     """Results in completion order from ``jobs`` worker processes (spawned: no inherited BLAS threads)."""
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -163,7 +161,7 @@ def _iter_processes(inputs, settings, skip_existing, jobs) -> Iterator[Outcome]:
         initializer=_worker_init,
         initargs=(os.getpid(), max(1, (os.cpu_count() or 1) // jobs)),
     )
-    paths = {executor.submit(_worker_task, path, settings, skip_existing): path for path in inputs}
+    paths = {executor.submit(_worker_task, path, settings, spelling): path for path in inputs}
     pending = set(paths)
     try:
         while pending:
@@ -197,7 +195,7 @@ def _iter_processes(inputs, settings, skip_existing, jobs) -> Iterator[Outcome]:
     executor.shutdown(wait=True)
 
 
-def _iter_dask(inputs, settings, skip_existing, address) -> Iterator[Outcome]:
+def _iter_dask(inputs, settings, spelling, address) -> Iterator[Outcome]:
     """Results from an existing Dask distributed cluster (``pip install 'nmfsep[dask]'``)."""
     try:
         from dask.distributed import Client, as_completed
@@ -209,7 +207,7 @@ def _iter_dask(inputs, settings, skip_existing, address) -> Iterator[Outcome]:
         raise NmfsepError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
     try:
         futures = [
-            client.submit(process_file, track, settings, skip_existing, pure=False) for track in inputs
+            client.submit(process_file, track, settings, None, spelling, pure=False) for track in inputs
         ]
         try:
             for future in as_completed(futures):
@@ -227,9 +225,9 @@ def run_batch(
     *,
     jobs: int = 1,
     scheduler: str | None = None,
-    skip_existing: bool = False,
     on_outcome: Callable[[Outcome], None] | None = None,
     callback_for: Callable[[Path], Callable | None] = lambda path: None,
+    spelling: Callable[[str, str | None], str] = keyword_spelling,
 ) -> tuple[list[Outcome], int | None]:
     """Process every input; returns the outcomes in input order and the signal that stopped it, if any.
 
@@ -243,11 +241,11 @@ def run_batch(
     stopped = None
     try:
         if scheduler:
-            stream = _iter_dask(inputs, settings, skip_existing, scheduler)
+            stream = _iter_dask(inputs, settings, spelling, scheduler)
         elif jobs > 1 and len(inputs) > 1:
-            stream = _iter_processes(inputs, settings, skip_existing, min(jobs, len(inputs)))
+            stream = _iter_processes(inputs, settings, spelling, min(jobs, len(inputs)))
         else:
-            stream = _iter_in_process(inputs, settings, skip_existing, callback_for)
+            stream = _iter_in_process(inputs, settings, spelling, callback_for)
         for outcome in stream:
             outcomes[outcome.input] = outcome
             if on_outcome is not None:
@@ -262,6 +260,29 @@ def run_batch(
         key = os.fspath(track.path)
         ordered.append(outcomes.get(key) or Outcome(input=key, status=FAILED, error="interrupted"))
     return ordered, stopped
+
+
+def report_lines(
+    outcome: Outcome, *, quiet: bool = False, debug: bool = False, lossy: bool = False
+) -> list[str]:
+    """What to tell a user about one finished input (with ``debug``, a failure's traceback first);
+    ``lossy`` outputs are said not to sum exactly to the input."""
+    if outcome.status == "failed":
+        trace = [outcome.traceback.rstrip("\n")] if debug and outcome.traceback else []
+        return [*trace, f"Error: {outcome.error}"]
+    if quiet:
+        return []
+    lines = [f"Warning: {message} ({outcome.input})" for message in outcome.warnings]
+    if outcome.status == "skipped":
+        return [*lines, f"{outcome.input}: skipped, all outputs exist with the same settings"]
+    folders = sorted({os.path.dirname(p) for p in outcome.outputs})
+    where = folders[0] + os.sep if len(folders) == 1 else f"{len(folders)} folders"
+    caveat = " (lossy: the parts no longer sum exactly to the input)" if lossy else ""
+    return [
+        *lines,
+        f"{outcome.input}: {outcome.components} components, {outcome.iterations} iterations, "
+        f"divergence {outcome.divergence:.4g}, {outcome.seconds:.1f} s -> {where}{caveat}",
+    ]
 
 
 def summary_counts(outcomes: list[Outcome]) -> dict[str, int]:
@@ -309,6 +330,7 @@ __all__ = [
     "exit_code",
     "json_line",
     "process_file",
+    "report_lines",
     "run_batch",
     "summary_counts",
     "write_manifest",

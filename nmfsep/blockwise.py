@@ -18,7 +18,7 @@ import numpy as np
 
 from .audio import AudioStream
 from .masks import GroupMasks
-from .spectrogram import OverlapAdd, STFTSettings, _window, frame_blocks, n_frames, read_exactly
+from .spectrogram import OverlapAdd, STFTSettings, frame_blocks, n_frames, read_exactly, stft_window
 
 #: Frames per block in both passes (a block of 44.1 kHz stereo at n_fft 2048 is ~16 MB of spectra).
 BLOCK_FRAMES = 1024
@@ -64,7 +64,7 @@ def spectrogram_frames(
             frames = np.memmap(handle, dtype=np.float32, mode="w+", shape=shape)
     else:
         frames = np.empty(shape, dtype=np.float32)
-    scale = 2.0 / float(_window(settings, np.float64).sum()) if power != 1 else 1.0
+    scale = 2.0 / float(stft_window(settings, np.float64).sum()) if power != 1 else 1.0
     term = np.empty((block_frames, settings.n_bins), dtype=np.float32)
     silent = True
     for first, spectra in frame_blocks(

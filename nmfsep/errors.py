@@ -9,6 +9,21 @@ classes also derive from the matching built-in exception, so ``except ValueError
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Callable
+
+#: Exit codes of the CLI: all done; some input failed (the others were processed); a usage error
+#: (nothing started); interrupted by SIGINT (SIGTERM: 143, i.e. 128 + the signal number).
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+#: An option named in a message, ``[[name=value]]`` or ``[[name]]``: the library spells it as a
+#: keyword argument (``n_fft=7``), the CLI as its flag (``--n-fft 7``); see :meth:`NmfsepError.render`.
+_OPTION = re.compile(r"\[\[(\w+)(?:=(.*?))?\]\]")
+
+
+def keyword_spelling(name: str, value: str | None) -> str:
+    """How the Python API names an option in a message: ``name=value`` (or ``name``)."""
+    return name if value is None else f"{name}={value}"
 
 
 class NmfsepError(Exception):
@@ -17,7 +32,9 @@ class NmfsepError(Exception):
     Parameters
     ----------
     message : str
-        What went wrong, one line.
+        What went wrong, one line. Options are written ``[[name=value]]`` (or ``[[name]]``) with
+        the keyword names of the Python API: ``str(error)`` shows ``name=value``, and the CLI shows
+        its flag instead (``--name value``), so each reader sees the spelling they typed.
     path : str or os.PathLike, optional
         The file concerned; shown after the message in parentheses.
     """
@@ -27,8 +44,18 @@ class NmfsepError(Exception):
         self.message = message
         self.path = None if path is None else os.fspath(path)
 
+    @property
+    def options(self) -> tuple[str, ...]:
+        """The keyword names of the options the message mentions."""
+        return tuple(match.group(1) for match in _OPTION.finditer(self.message))
+
+    def render(self, spell: Callable[[str, str | None], str] = keyword_spelling) -> str:
+        """The message with every option spelled by ``spell(name, value)``, and the file."""
+        text = _OPTION.sub(lambda match: spell(match.group(1), match.group(2)), self.message)
+        return text if self.path is None else f"{text} ({self.path})"
+
     def __str__(self) -> str:
-        return self.message if self.path is None else f"{self.message} ({self.path})"
+        return self.render()
 
 
 class ParameterError(NmfsepError, ValueError):

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from . import audio as audio_io
-from .batch import AUDIO_EXTENSIONS
 from .errors import AudioError, ParameterError
+from .plan import AUDIO_EXTENSIONS
 
 #: Lengths that differ by at most this fraction (or one STFT hop, 512 samples) are trimmed to the shorter.
 LENGTH_TOLERANCE = 0.005
@@ -34,6 +34,22 @@ class Scores:
         ]
         mean = {key: _finite(np.mean(getattr(self, key))) for key in ("sdr", "sir", "sar")}
         return {"sources": rows, "mean": mean}
+
+    def table(self) -> str:
+        """The figures as a text table, one row per source and the mean ("inf" for a perfect score)."""
+        report = self.as_dict()
+        rows = [(row["reference"], row["estimate"], row) for row in report["sources"]]
+        rows.append(("mean", "", report["mean"]))
+        width = max(len(reference) for reference, _, _ in rows)
+
+        def show(value):
+            return f"{value:7.2f}" if value is not None else "    inf"
+
+        lines = [f"{'source':{width}}  {'estimate':16}  {'SDR':>7}  {'SIR':>7}  {'SAR':>7}"]
+        for reference, estimate, row in rows:
+            figures = "  ".join(show(row[key]) for key in ("sdr", "sir", "sar"))
+            lines.append(f"{reference:{width}}  {estimate:16}  {figures}")
+        return "\n".join(lines)
 
 
 def _finite(value) -> float | None:

@@ -77,7 +77,9 @@ def group_components(
     Parameters
     ----------
     bases : np.ndarray [shape=(K, M)]
+        The bases H, one column per component.
     activations : np.ndarray [shape=(M, N)]
+        The activations U, one row per component.
     n_sources : int, 1 <= n_sources <= M
     sample_rate, n_fft : int
         Of the STFT the bases come from (for the pitch and mel scales).
@@ -98,25 +100,25 @@ def group_components(
     from scipy.ndimage import uniform_filter1d
     from sklearn.cluster import KMeans
 
-    W = np.asarray(bases, dtype=np.float64)
-    H = np.asarray(activations, dtype=np.float64)
-    M, J = W.shape[1], int(n_sources)
+    H = np.asarray(bases, dtype=np.float64)
+    U = np.asarray(activations, dtype=np.float64)
+    M, J = H.shape[1], int(n_sources)
     if not 1 <= J <= M:
         raise ParameterError(f"n_sources={n_sources} must be between 1 and the {M} components")
     if J == M:
         return [[j] for j in range(M)]
     if J == 1:
         return [list(range(M))]
-    pitch = np.array([_pitch_and_harmonicity(W[:, m], sample_rate, n_fft) for m in range(M)])
+    pitch = np.array([_pitch_and_harmonicity(H[:, m], sample_rate, n_fft) for m in range(M)])
     f0, harmonic = pitch[:, 0], pitch[:, 1]
-    energy = np.linalg.norm(W, axis=0) * np.linalg.norm(H, axis=1)
+    energy = np.linalg.norm(H, axis=0) * np.linalg.norm(U, axis=1)
     energy_rel_db = 20 * np.log10(energy / max(energy.max(), 1e-300) + 1e-300)
     reliable = (harmonic >= harmonicity) & (energy_rel_db >= energy_db)
     if reliable.sum() < J:
         reliable = np.isin(np.arange(M), np.argsort(-energy)[:J])
     log_pitch = np.log2(f0[reliable])[:, None]
     log_pitch = (log_pitch - log_pitch.mean()) / (log_pitch.std() + 1e-9)
-    timbre = _timbre(W[:, reliable], sample_rate, n_fft)
+    timbre = _timbre(H[:, reliable], sample_rate, n_fft)
     timbre = (timbre - timbre.mean(axis=0)) / (timbre.std(axis=0) + 1e-9) / np.sqrt(timbre.shape[1])
     features = np.hstack([log_pitch, timbre_weight * timbre])
     labels = -np.ones(M, dtype=int)
@@ -125,7 +127,7 @@ def group_components(
         labels[reliable] = KMeans(J, n_init=20, random_state=0).fit_predict(
             features, sample_weight=energy[reliable]
         )
-    smoothed = uniform_filter1d(H, smooth, axis=1) if smooth > 1 else H
+    smoothed = uniform_filter1d(U, smooth, axis=1) if smooth > 1 else U
     with np.errstate(invalid="ignore", divide="ignore"):
         correlation = np.nan_to_num(np.corrcoef(smoothed))
     for m in np.flatnonzero(~reliable):

@@ -1,12 +1,15 @@
 """Figures of a factorization: input spectrogram, bases H, activations U, model HU, per-component views.
 
-Matplotlib (Agg backend) is imported only when a figure is drawn. Every function returns a
-``matplotlib.figure.Figure``; :func:`save_figure` writes it atomically, format from the suffix.
+Matplotlib is imported only when a figure is drawn, and never pyplot: every function returns a
+``matplotlib.figure.Figure`` on its own Agg canvas, so the user's backend (a notebook's, say) and
+pyplot's list of open figures are left alone. :func:`save_figure` writes it atomically, format
+from the suffix.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,15 +102,25 @@ class Style:
 
     def __post_init__(self) -> None:
         if self.freq_scale not in FREQ_SCALES:
-            raise ParameterError(f"freq_scale={self.freq_scale!r} is not one of {list(FREQ_SCALES)}")
+            raise ParameterError(f"[[freq_scale={self.freq_scale!r}]] is not one of {list(FREQ_SCALES)}")
         if not (self.db_range > 0 and np.isfinite(self.db_range)):
-            raise ParameterError(f"db_range={self.db_range!r} must be a positive number")
+            raise ParameterError(f"[[db_range={self.db_range!r}]] must be a positive number")
         if self.fmax is not None and not self.fmax > 0:
-            raise ParameterError(f"fmax={self.fmax!r} must be positive")
+            raise ParameterError(f"[[fmax={self.fmax!r}]] must be positive")
         if not 10 <= self.dpi <= 1200:
-            raise ParameterError(f"dpi={self.dpi!r} must be between 10 and 1200")
+            raise ParameterError(f"[[dpi={self.dpi!r}]] must be between 10 and 1200")
         if self.size is not None and not (0 < self.size[0] <= 100 and 0 < self.size[1] <= 100):
-            raise ParameterError(f"size={self.size!r} must be between 0 and 100 inches each way")
+            raise ParameterError(f"[[size={self.size!r}]] must be between 0 and 100 inches each way")
+        try:
+            from matplotlib import colormaps
+        except ImportError:  # a dependency, but a broken install should say so in one line
+            raise ParameterError(
+                "drawing needs matplotlib, a dependency of nmfsep: pip install matplotlib"
+            ) from None
+        if self.cmap not in colormaps:
+            raise ParameterError(
+                f"[[cmap={self.cmap!r}]] is not a matplotlib colour map (e.g. magma, viridis, gray_r)"
+            )
 
 
 def figure_format(path: str | os.PathLike) -> str:
@@ -118,15 +131,6 @@ def figure_format(path: str | os.PathLike) -> str:
             f"cannot tell the figure format from {Path(path).name!r}: use one of {sorted(FIGURE_FORMATS)}"
         )
     return FIGURE_FORMATS[suffix]
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def _to_db(magnitude: np.ndarray, reference: float) -> np.ndarray:
@@ -278,15 +282,21 @@ def _objective_panel(ax, data: PlotData) -> None:
 
 
 def _component_colors(count: int):
-    plt = _pyplot()
-    cmap = plt.get_cmap("tab10" if count <= 10 else "tab20")
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10" if count <= 10 else "tab20"]
     return [cmap(j % cmap.N) for j in range(count)]
 
 
 def _new_figure(view: str, style: Style):
-    plt = _pyplot()
+    """A figure drawn by its own Agg canvas: no pyplot, no ``matplotlib.use``."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     size = style.size or DEFAULT_SIZES[view]
-    return plt.figure(figsize=size, dpi=style.dpi, layout="constrained")
+    fig = Figure(figsize=size, dpi=style.dpi, layout="constrained")
+    FigureCanvasAgg(fig)  # attaches itself as fig.canvas
+    return fig
 
 
 def _title(fig, data: PlotData, style: Style) -> None:
@@ -391,9 +401,12 @@ def draw(data: PlotData, what: str = "overview", style: Style = Style()):
 
 
 def save_figure(fig: Any, path: str | os.PathLike, *, dpi: int = 100, overwrite: bool = False) -> Path:
-    """Write ``fig`` atomically in the format of the suffix (png, pdf, svg), then close it."""
+    """Write ``fig`` atomically in the format of the suffix (png, pdf, svg), then close it.
+
+    Closing only concerns a figure made with pyplot (which keeps it until closed); the figures of
+    this module are not pyplot's and are freed with their last reference.
+    """
     fmt = figure_format(path)
-    plt = _pyplot()
 
     def write(tmp: str) -> None:
         try:
@@ -404,7 +417,9 @@ def save_figure(fig: Any, path: str | os.PathLike, *, dpi: int = 100, overwrite:
     try:
         return atomic_write(path, write, overwrite=overwrite)
     finally:
-        plt.close(fig)
+        pyplot = sys.modules.get("matplotlib.pyplot")  # loaded by the caller, if at all: not imported here
+        if pyplot is not None:
+            pyplot.close(fig)
 
 
 def _metadata(fmt: str) -> dict[str, Any]:

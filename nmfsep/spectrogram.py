@@ -39,22 +39,22 @@ class STFTSettings:
 
     def __post_init__(self) -> None:
         if isinstance(self.n_fft, bool) or int(self.n_fft) != self.n_fft or self.n_fft < 2:
-            raise ParameterError(f"n_fft={self.n_fft!r} must be an integer >= 2")
+            raise ParameterError(f"[[n_fft={self.n_fft!r}]] must be an integer >= 2")
         if self.hop_length is None:
             object.__setattr__(self, "hop_length", max(1, int(self.n_fft) // 4))
         hop = self.hop_length
         if isinstance(hop, bool) or int(hop) != hop or hop < 1:
-            raise ParameterError(f"hop_length={hop!r} must be a positive integer")
+            raise ParameterError(f"[[hop_length={hop!r}]] must be a positive integer")
         if hop > self.n_fft:
-            raise ParameterError(f"hop_length={hop} must not exceed n_fft={self.n_fft}")
+            raise ParameterError(f"[[hop_length={hop}]] must not exceed [[n_fft={self.n_fft}]]")
         if self.window not in WINDOWS:
-            raise ParameterError(f"window={self.window!r} is not one of {list(WINDOWS)}")
+            raise ParameterError(f"[[window={self.window!r}]] is not one of {list(WINDOWS)}")
         object.__setattr__(self, "n_fft", int(self.n_fft))
         object.__setattr__(self, "hop_length", int(hop))
         if not _nola(periodic_window(self.window, self.n_fft), self.hop_length):
             raise ParameterError(
-                f"hop_length={self.hop_length} is too large for a {self.window} window of "
-                f"n_fft={self.n_fft}: the STFT could not be inverted"
+                f"[[hop_length={self.hop_length}]] is too large for a {self.window} window of "
+                f"[[n_fft={self.n_fft}]]: the STFT could not be inverted"
             )
 
     @property
@@ -113,7 +113,11 @@ def _nola(window: np.ndarray, hop: int, tol: float = 1e-10) -> bool:
     return bool(np.min(sums) > tol)
 
 
-def _window(settings: STFTSettings, dtype) -> np.ndarray:
+def stft_window(settings: STFTSettings, dtype: type | np.dtype = np.float32) -> np.ndarray:
+    """The analysis and synthesis window of ``settings`` [shape=(n_fft,)], as ``dtype``.
+
+    A new array each call: :func:`periodic_window` of ``settings.window`` and ``settings.n_fft``.
+    """
     return periodic_window(settings.window, settings.n_fft).astype(dtype)
 
 
@@ -185,7 +189,7 @@ def frame_blocks(
     n_fft, hop = settings.n_fft, settings.hop_length
     left, _ = _padding(n_samples, settings)
     count = n_frames(n_samples, settings)
-    window = _window(settings, dtype)
+    window = stft_window(settings, dtype)
     buffer = np.zeros((n_channels, left), dtype=dtype)  # padded samples from position `origin` on
     origin, unread = 0, n_samples
     for first in range(0, count, block_frames):
@@ -306,7 +310,7 @@ class OverlapAdd:
         self.workers = workers
         self.length = length
         self.dtype = np.dtype(dtype)
-        self.window = _window(settings, dtype)
+        self.window = stft_window(settings, dtype)
         self.squared_window = self.window**2
         self.offset = settings.n_fft // 2 if settings.center else 0  # padded position of sample 0
         self.n_channels = n_channels

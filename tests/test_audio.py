@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
+import stat
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -166,3 +171,100 @@ def test_pcm16_encoding_is_libsndfiles_byte_for_byte(tmp_path, rng, dtype):
     np.testing.assert_array_equal(
         sf.read(flac, dtype="int16")[0], sf.read(tmp_path / "theirs.flac", dtype="int16")[0]
     )
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
+@pytest.mark.parametrize("mask", [0o022, 0o077, 0o002])
+def test_outputs_get_the_permissions_of_any_new_file(tmp_path, mask):
+    """0o666 less the umask, as ``open(path, "w")`` gives: for save, atomic_write and AudioWriters."""
+    previous = os.umask(mask)
+    try:
+        saved = audio.save(tmp_path / "saved.wav", np.zeros((1, 100)), 8000)
+        written = audio.atomic_write(tmp_path / "written.txt", lambda tmp: Path(tmp).write_text("x"))
+        with audio.AudioWriters([tmp_path / "streamed.flac"], 8000, 1, format="flac") as writers:
+            writers.write(0, np.zeros((1, 100), dtype=np.float32))
+        plain = tmp_path / "plain"
+        plain.write_bytes(b"")
+    finally:
+        os.umask(previous)
+    modes = {
+        path.name: stat.S_IMODE(path.stat().st_mode) for path in (saved, written, tmp_path / "streamed.flac")
+    }
+    assert modes == dict.fromkeys(modes, 0o666 & ~mask)
+    assert stat.S_IMODE(plain.stat().st_mode) == 0o666 & ~mask
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "plain",
+        "saved.wav",
+        "streamed.flac",
+        "written.txt",
+    ]
+
+
+def test_no_process_wide_state_is_changed(tmp_path):
+    """Importing nmfsep and writing files neither reads nor sets the umask (os.umask sets it, even
+    for a moment that other threads would see) nor uses the global random state."""
+    script = """
+import os, random, sys
+import numpy as np
+calls = []
+real_umask = os.umask
+os.umask = lambda mask: calls.append(mask) or real_umask(mask)
+random.seed(7)
+state = random.getstate()
+from nmfsep import audio
+audio.save(sys.argv[1] + "/a.wav", np.zeros((1, 100)), 8000)
+with audio.AudioWriters([sys.argv[1] + "/b.ogg"], 8000, 1, format="ogg") as writers:
+    writers.write(0, np.zeros((1, 100), dtype=np.float32))
+assert calls == [], calls
+assert random.getstate() == state
+print("ok")
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
+
+
+def test_temporary_names_are_hidden_and_cleaned_up(tmp_path, monkeypatch):
+    seen = []
+    audio.atomic_write(tmp_path / "x.wav", lambda tmp: seen.append(tmp) or Path(tmp).write_bytes(b"1"))
+    (tmp,) = seen
+    assert os.path.isabs(tmp) and Path(tmp).parent == tmp_path
+    assert re.fullmatch(r"\.x\.wav\.[0-9a-f]{8}\.part", Path(tmp).name)
+    assert sorted(os.listdir(tmp_path)) == ["x.wav"]
+    # a name already taken is skipped, never opened
+    taken = iter(["00000000", "00000000", "11111111"])
+    monkeypatch.setattr(audio.secrets, "token_hex", lambda _: next(taken))
+    (tmp_path / ".y.wav.00000000.part").write_bytes(b"someone else's")
+    created = []
+    assert audio._temporary(tmp_path / "y.wav", created).endswith(".y.wav.11111111.part")
+    assert [Path(p).name for p in created] == [".y.wav.11111111.part"]
+    assert (tmp_path / ".y.wav.00000000.part").read_bytes() == b"someone else's"
+
+
+def test_an_interrupt_held_over_creating_a_temporary_file_still_removes_it(tmp_path):
+    """A SIGTERM that arrives while the temporary file is created is raised at the end of that step:
+    the caller must already know the name, or the file is left behind."""
+    import signal
+
+    from nmfsep.interrupts import Interrupted, raise_interrupted
+
+    previous = signal.signal(signal.SIGTERM, raise_interrupted)
+    real_open = os.open
+
+    def open_then_signal(*args, **kwargs):
+        fd = real_open(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGTERM)  # handled at the next bytecode, inside held()
+        return fd
+
+    try:
+        audio.os.open = open_then_signal
+        with pytest.raises(Interrupted):
+            with audio.AudioWriters([tmp_path / "a.wav", tmp_path / "b.wav"], 8000, 1):
+                pass
+        with pytest.raises(Interrupted):
+            audio.atomic_write(tmp_path / "c.wav", lambda tmp: None)
+    finally:
+        audio.os.open = real_open
+        signal.signal(signal.SIGTERM, previous)
+    assert os.listdir(tmp_path) == []

@@ -151,15 +151,15 @@ def test_same_seed_same_bytes(song, tmp_path):
     [
         (["-m", "0"], "0 is not in the range x>=1"),
         (["-m", "-1"], "-1 is not in the range x>=1"),
-        (["--hop", "4096"], "4096 is larger than --n-fft 2048"),
-        (["--n-fft", "512", "--hop", "1024"], "1024 is larger than --n-fft 512"),
+        (["--hop", "4096"], "--hop 4096 must not exceed --n-fft 2048"),
+        (["--n-fft", "512", "--hop", "1024"], "--hop 1024 must not exceed --n-fft 512"),
         (["-d", "frobenius"], "'frobenius' is not one of"),
         (["--filename", "{track}/{stem}.{ext}"], "unknown placeholder {stem}"),
         (["--filename", "{track}.wav"], "needs {component} or {index}"),
-        (["--filename", "{track"], "bad --filename template"),
+        (["--filename", "{track"], "bad template --filename {track"),
         (["--format", "flac", "--subtype", "FLOAT"], "not available for flac"),
         (["--power", "0"], "0.0 is not in the range x>0"),
-        (["--seed", "-1"], "seed=-1"),
+        (["--seed", "-1"], "-1 is not in the range x>=0"),
     ],
 )
 def test_usage_errors_exit_2_before_any_work(song, tmp_path, args, message):

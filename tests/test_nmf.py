@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -331,6 +333,9 @@ def test_all_zero_data_gives_a_finite_result():
         ({"floor": float("inf")}, "floor=inf"),
         ({"dtype": np.int32}, "dtype=int32"),
         ({"fixed_bases": np.ones((3, 2))}, "fixed_bases must have shape"),
+        ({"blas_threads": 0}, "blas_threads=0"),
+        ({"blas_threads": "all"}, "blas_threads='all'"),
+        ({"blas_threads": True}, "blas_threads=True"),
     ],
 )
 def test_invalid_parameters_raise_with_the_value(low_rank, kwargs, message):
@@ -410,3 +415,73 @@ def test_objective_is_recorded_when_needed(low_rank):
     np.testing.assert_array_equal(quiet.bases, recorded.bases)
     assert quiet.objective[-1] == recorded.objective[-1]
     assert np.isfinite(factorize(low_rank, 3, max_iter=8, tol=1e-9).objective).all()
+
+
+def _blas_threads() -> dict[str, int]:
+    """BLAS library -> its thread limit, for every BLAS loaded in the process."""
+    from threadpoolctl import threadpool_info
+
+    return {pool["filepath"]: pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
+
+
+@pytest.mark.parametrize(
+    ("blas_threads", "kernel", "at_init", "iterating"),
+    [
+        ("auto", "numba", 2, 1),
+        ("auto", "numpy", 2, 2),
+        (None, "numba", 2, 2),
+        (1, "numpy", 1, 1),
+        (np.int64(1), "numba", 1, 1),
+    ],
+)
+def test_blas_threads_is_the_callers_choice_and_is_restored(
+    low_rank, monkeypatch, blas_threads, kernel, at_init, iterating
+):
+    """auto: one BLAS thread while the numba kernel iterates only; None: left alone; an int: that
+    limit for the whole call. The caller's limits come back after the call, and after an exception."""
+    from threadpoolctl import threadpool_limits
+
+    module = sys.modules["nmfsep.nmf.factorize"]  # the package exports the function under that name
+
+    def init(*args):
+        seen_at_init.append(_blas_threads())
+        return nndsvda_init(*args)
+
+    def record():
+        seen_iterating.append(_blas_threads())
+
+    def callback(progress):
+        record()
+        if progress.iteration == 2:
+            raise KeyboardInterrupt
+
+    factorize(low_rank, 3, max_iter=1, kernel=kernel)  # loads every BLAS the call uses
+    monkeypatch.setattr(module, "nndsvda_init", init)
+    seen_at_init, seen_iterating = [], []
+    with threadpool_limits(limits=2, user_api="blas"):
+        before = _blas_threads()
+        assert before and set(before.values()) == {2}
+        with pytest.raises(KeyboardInterrupt):
+            factorize(low_rank, 3, max_iter=5, kernel=kernel, blas_threads=blas_threads, callback=callback)
+        assert _blas_threads() == before
+        result = factorize(
+            low_rank, 3, max_iter=5, kernel=kernel, blas_threads=blas_threads, callback=lambda _: record()
+        )
+        assert _blas_threads() == before
+    assert [set(limits.values()) for limits in seen_at_init] == [{at_init}] * 2
+    assert [set(limits.values()) for limits in seen_iterating] == [{iterating}] * (2 + 5)
+    assert "blas_threads" not in result.settings  # saved in model files, whose bytes must not change
+
+
+def test_update_kinds():
+    from nmfsep.nmf.divergence import EUC, GENERAL, IS, KL, update_kind
+
+    assert [update_kind(beta) for beta in (0.0, 1.0, 2.0, 0.5, 3.0, -1.0)] == [
+        IS,
+        KL,
+        EUC,
+        GENERAL,
+        GENERAL,
+        GENERAL,
+    ]
+    assert len({IS, KL, EUC, GENERAL}) == 4

@@ -73,11 +73,11 @@ def test_plot_and_learn_refuse_an_existing_file_before_the_analysis(song, tmp_pa
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["-m", "100000"], "n_components=100000 is more than the 1025 frequency bins of n_fft=2048"),
+        (["-m", "100000"], "--components 100000 is more than the 1025 frequency bins of --n-fft 2048"),
         (["-m", "2000"], "use at most 1025 components"),
-        (["--n-fft", "7"], "use n_fft >= 64"),
-        (["--n-fft", "131072"], "use n_fft <= 65536"),
-        (["--sources", "200"], "n_components=1200 is more than the 1025 frequency bins"),
+        (["--n-fft", "7"], "too few to separate anything: use --n-fft between 64 and 65536"),
+        (["--n-fft", "131072"], "use --n-fft between 64 and 65536"),
+        (["--sources", "200"], "--components 1200 is more than the 1025 frequency bins"),
     ],
 )
 def test_impossible_sizes_are_usage_errors(song, tmp_path, args, message):
@@ -92,7 +92,7 @@ def test_more_components_than_frames_fails_that_file_only(song, tmp_path, piano_
     sf.write(tiny, signal[:4096], rate)  # 9 frames at the default hop of 512
     result = nmfsep("separate", tiny, song, "-m", "12", *FAST, "-o", tmp_path / "out")
     assert result.returncode == 1, result.stderr
-    assert "n_components=12 is more than the 9 STFT frames of this audio: use at most 9" in result.stderr
+    assert "--components 12 is more than the 9 STFT frames of this audio: use at most 9" in result.stderr
     assert (tmp_path / "out" / "song" / "c12.wav").exists()
     assert not (tmp_path / "out" / "tiny").exists()
 
@@ -107,7 +107,7 @@ def test_wrong_source_files_say_what_they_are(song, tmp_path):
     done = nmfsep("separate", song, "-m", "2", *FAST, "--save-model", saved, "-o", tmp_path / "o1")
     assert done.returncode == 0, done.stderr
     result = nmfsep("separate", song, "--source", saved, "--source", model, "-o", tmp_path / "out")
-    _one_line_error(result, 1, "this is a separation saved by `separate --save-model`, not a source model")
+    _one_line_error(result, 1, "this is a separation saved with --save-model, not a source model")
     result = nmfsep("separate", song, "--source", song, "--source", model, "-o", tmp_path / "out")
     _one_line_error(result, 1, "this is an audio file, not a source model: learn one from it with")
     assert not (tmp_path / "out").exists()

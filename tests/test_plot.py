@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import matplotlib.image
 import numpy as np
 import pytest
@@ -172,3 +175,33 @@ def test_matplotlib_is_a_core_dependency():
 
     core = [r for r in requires("nmfsep") if "extra ==" not in r]
     assert any(r.replace(" ", "").startswith("matplotlib") for r in core), core
+
+
+def test_drawing_leaves_the_users_backend_and_pyplot_alone(tmp_path):
+    """No pyplot, no matplotlib.use: a notebook keeps its backend; pyplot's own figures still close."""
+    script = """
+import sys
+import matplotlib
+import numpy as np
+matplotlib.use("svg")
+from nmfsep.plot import VIEWS, PlotData, Style, draw, save_figure
+rng = np.random.default_rng(0)
+data = PlotData(22050, 64, 16, rng.random((33, 40)), rng.random((33, 3)), rng.random((3, 40)),
+                ("c1", "c2", "c3"), np.array([3.0, 2.0, 1.5]))
+for view in VIEWS:
+    for suffix in ("png", "pdf", "svg"):
+        save_figure(draw(data, view, Style(dpi=30, size=(4, 3))), f"{sys.argv[1]}/{view}.{suffix}")
+assert matplotlib.get_backend() == "svg", matplotlib.get_backend()
+assert "matplotlib.pyplot" not in sys.modules
+import matplotlib.pyplot as plt
+figure = plt.figure()
+save_figure(figure, sys.argv[1] + "/pyplot.png")
+assert plt.get_fignums() == [], plt.get_fignums()
+print("ok")
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
+    assert len(list(tmp_path.iterdir())) == 16
+    assert _png(tmp_path / "overview.png").shape[:2] == (300, 400)  # save_figure: 100 dpi

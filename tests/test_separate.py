@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import warnings
 
 import mir_eval
@@ -189,7 +188,7 @@ def test_streamed_file_equals_in_memory_separation(tmp_path, monkeypatch, diverg
         return frames, silent
 
     monkeypatch.setattr(blockwise, "BLOCK_FRAMES", 37)  # frames per block: not a divisor of anything
-    monkeypatch.setattr(sys.modules["nmfsep.separate"], "spectrogram_frames", recording)
+    monkeypatch.setattr(nmfsep.pipeline, "spectrogram_frames", recording)
     result = nmfsep.separate_file(song, 3, out_dir=tmp_path / "out", max_memory="64K", **options)
     assert memory_maps == [True]
     np.testing.assert_array_equal(result.separation.objective, in_memory.objective)
@@ -205,7 +204,7 @@ def test_streamed_file_equals_in_memory_separation(tmp_path, monkeypatch, diverg
     [("2G", 2 * 2**30), ("500M", 500 * 2**20), ("64k", 65536), (1e6, 1e6), ("1.5GB", 1.5 * 2**30)],
 )
 def test_memory_budget_sizes(size, expected):
-    from nmfsep.separate import memory_budget
+    from nmfsep.options import memory_budget
 
     assert memory_budget(size) == expected
     assert memory_budget(None) is None or memory_budget(None) > 0

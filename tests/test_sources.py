@@ -246,4 +246,4 @@ def test_review_regressions(models, tmp_path):
         "-o",
         tmp_path / "c",
     )
-    assert result.exit_code == 1 and "--rest-name 'speech' is also a source's name" in result.stderr
+    assert result.exit_code == 1 and "--rest-name speech is also a source's name" in result.stderr

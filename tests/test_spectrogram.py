@@ -143,3 +143,15 @@ def test_windows_and_nola_match_scipy_bit_for_bit(name):
         np.testing.assert_array_equal(window, get_window(name, n_fft, fftbins=True))
         for hop in sorted({1, max(1, n_fft // 4), max(1, n_fft // 2), max(1, 3 * n_fft // 4), n_fft}):
             assert _nola(window, hop) == check_NOLA(window, n_fft, n_fft - hop)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_stft_window_is_the_settings_window(dtype):
+    from nmfsep.spectrogram import periodic_window, stft_window
+
+    settings = STFTSettings(n_fft=512, hop_length=128, window="hamming")
+    window = stft_window(settings, dtype)
+    assert window.dtype == dtype and window.shape == (512,)
+    np.testing.assert_array_equal(window, periodic_window("hamming", 512).astype(dtype))
+    window[:] = 0  # a new array each call
+    assert stft_window(settings, dtype).any()

@@ -1,4 +1,4 @@
-"""The beta-divergence, its named special cases, and the Fevotte-Idier MM exponent."""
+"""The beta-divergence, its named special cases, the Fevotte-Idier MM exponent and the kinds of update."""
 
 from __future__ import annotations
 
@@ -15,6 +15,13 @@ DIVERGENCES: dict[str, float] = {
     "euc": 2.0,
     "euclidean": 2.0,
 }
+
+#: The kinds of update, one per special case of beta (0, 1, 2) and one for any other beta: both
+#: kernels (:mod:`.updates`, :mod:`.kernels`) branch on them. numba compiles these values into the
+#: cached machine code, and its cache only notices edits to ``kernels.py``: after changing them,
+#: clear numba's cache (``make install`` re-warms it).
+IS, KL, EUC, GENERAL = 0, 1, 2, 3
+_KINDS = {0.0: IS, 1.0: KL, 2.0: EUC}
 
 
 def beta_from_name(divergence: str | float) -> float:
@@ -43,6 +50,11 @@ def beta_from_name(divergence: str | float) -> float:
     if not np.isfinite(beta):
         raise ParameterError(f"beta={divergence!r} must be a finite number")
     return beta
+
+
+def update_kind(beta: float) -> int:
+    """The kind of update for ``beta``: IS (0), KL (1), EUC (2), or GENERAL for any other beta."""
+    return _KINDS.get(beta, GENERAL)
 
 
 def mm_exponent(beta: float) -> float:

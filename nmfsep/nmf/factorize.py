@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -121,6 +121,7 @@ def check_parameters(
     floor: float = DEFAULT_FLOOR,
     dtype: type | np.dtype = np.float32,
     fixed: bool = False,
+    blas_threads: int | None | str = "auto",
 ) -> np.dtype:
     """Validate the parameters of :func:`factorize` without any data; return the dtype.
 
@@ -153,6 +154,16 @@ def check_parameters(
         raise ParameterError(f"norm={norm!r} is not one of {list(NORMS)}")
     if not (floor >= 0 and math.isfinite(floor)):
         raise ParameterError(f"floor={floor!r} must be a finite number >= 0")
+    if not (
+        blas_threads is None
+        or (isinstance(blas_threads, str) and blas_threads == "auto")
+        or (
+            isinstance(blas_threads, (int, np.integer))
+            and not isinstance(blas_threads, bool)
+            and blas_threads >= 1
+        )
+    ):
+        raise ParameterError(f"blas_threads={blas_threads!r} must be 'auto', None or an integer >= 1")
     return dtype
 
 
@@ -175,6 +186,7 @@ def factorize(
     kernel: str = "auto",
     overwrite_input: bool = False,
     record_objective: bool | None = None,
+    blas_threads: int | None | str = "auto",
 ) -> NMFResult:
     """Factorize a non-negative matrix, Y ~ H U, by minimising a beta-divergence.
 
@@ -231,12 +243,20 @@ def factorize(
     overwrite_input : bool
         Let the engine scale and floor Y in place instead of working on a copy: saves one K x N
         array when Y is ``dtype`` and frame-major (the transpose of a C-contiguous N x K array,
-        possibly a memory map, as :func:`nmfsep.spectrogram.magnitude_frames` returns).
+        possibly a memory map, as :func:`nmfsep.blockwise.spectrogram_frames` returns).
         Y's values are changed. Ignored for other layouts.
     record_objective : bool, optional
         Compute the objective at every iteration. By default only when ``tol > 0`` needs it
         (scikit-learn does the same): with ``tol=0`` the history holds the initial and final values
         and NaN in between, which saves about a fifth of each iteration.
+    blas_threads : "auto", None or int >= 1
+        BLAS threads (threadpoolctl). An integer limits BLAS to that many threads for the whole
+        call, initialisation included; None leaves BLAS alone; "auto" (the default) limits it to
+        one thread while the numba kernel iterates (its threads take every core, and idle
+        OpenBLAS threads spinning after each small product would compete with them) and leaves
+        it alone otherwise. A limit is process-wide, so it also holds for the caller's other
+        threads meanwhile; the previous limits are restored when the call returns or raises.
+        OpenBLAS results can change in the last bits with its thread count.
 
     Returns
     -------
@@ -269,116 +289,136 @@ def factorize(
         floor=floor,
         dtype=dtype,
         fixed=fixed_bases is not None,
+        blas_threads=blas_threads,
     )
-    beta = beta_from_name(beta)
-    Y, peak = _check_data(Y)
-    K, N = Y.shape
-    if fixed_bases is not None:
-        fixed = np.array(fixed_bases, dtype=dtype)  # a copy: the caller's array is never modified
-        if fixed.ndim != 2 or fixed.shape[0] != K or fixed.shape[1] < 1:
-            raise ParameterError(f"fixed_bases must have shape ({K}, F) with F >= 1, got {fixed.shape}")
-        if not np.all(np.isfinite(fixed)) or fixed.min() < 0:
-            raise ParameterError("fixed_bases must be finite and non-negative")
-        if np.any(fixed.sum(axis=0) <= 0):
-            raise ParameterError("fixed_bases has an all-zero column")
-    else:
-        fixed = np.zeros((K, 0), dtype=dtype)
-    n_fixed = fixed.shape[1]
-    n_components = int(n_components)
-    if floor == 0 and beta <= 0 and not all(np.all(block > 0) for block in _column_blocks(Y)):
-        raise ParameterError(f"beta={beta:g} is infinite where Y has zeros; use floor > 0 or a beta > 0")
-    kernel_name = resolve_kernel(kernel, n_fixed + n_components, beta, dtype)  # numba, or a fallback
-
-    # The beta-divergence is homogeneous, d(s y | s v) = s^beta d(y | v), so the engine works on Y / max(Y)
-    # (entries in [floor, 1]) and scales back at the end: powers of the model then neither overflow
-    # nor underflow for data of any level. The penalty scales as s, hence the weight s^(1 - beta).
-    # The engine is frame-major: it works on data = Y^T (N x K).
-    scale = peak if peak > 0 else 1.0
-    absolute_floor = floor * scale if peak > 0 else 1.0
-    if overwrite_input and Y.dtype == dtype and Y.T.flags.c_contiguous and Y.flags.writeable:
-        data = Y.T
-    else:
-        data = np.empty((N, K), dtype=dtype)
-    least = absolute_floor / scale if absolute_floor > 0 else float(np.finfo(dtype).tiny)
-    for start in range(0, N, 4096):  # blockwise: no K x N temporary, memory maps page through
-        block = data[start : start + 4096]
-        np.multiply(Y.T[start : start + 4096], 1.0 / scale, out=block, casting="unsafe")
-        # floor=0 with beta > 0 still keeps the ratio terms finite where Y and the model vanish
-        np.maximum(block, least, out=block)
-    objective_scale = scale**beta
-    custom = None if isinstance(init, str) else _custom_init(init, K, N, n_components, n_fixed, dtype, scale)
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-
-    free = slice(n_fixed, n_fixed + n_components)
-    workspace = MMWorkspace(
-        data, beta, float(sparsity) * scale ** (1.0 - beta), n_fixed + n_components, free, kernel_name
-    )
-    best = None
-    restart_objectives = []
-    for restart in range(int(n_init)):
-        if restart == 0 and custom is not None:
-            H, U = (factor.copy() for factor in custom)
+    with _call_limit(blas_threads):
+        beta = beta_from_name(beta)
+        Y, peak = _check_data(Y)
+        K, N = Y.shape
+        if fixed_bases is not None:
+            fixed = np.array(fixed_bases, dtype=dtype)  # a copy: the caller's array is never modified
+            if fixed.ndim != 2 or fixed.shape[0] != K or fixed.shape[1] < 1:
+                raise ParameterError(f"fixed_bases must have shape ({K}, F) with F >= 1, got {fixed.shape}")
+            if not np.all(np.isfinite(fixed)) or fixed.min() < 0:
+                raise ParameterError("fixed_bases must be finite and non-negative")
+            if np.any(fixed.sum(axis=0) <= 0):
+                raise ParameterError("fixed_bases has an all-zero column")
         else:
-            method = init if restart == 0 and custom is None else "random"
-            H, U = _initial_factors(data.T, fixed, n_components, method, rng)
-        # The engine's layout: H^T (M x K) and U^T (N x M), C-contiguous; H and U are views of them.
-        H, U = np.ascontiguousarray(H.T).T, np.ascontiguousarray(U.T).T
-        # Extreme betas can overflow float32; that is detected below and reported as one error.
-        # The numba kernels run on every core; OpenBLAS threads, left spinning after each of the small
-        # products around them, would take those cores: one BLAS thread while they run.
-        blas = threadpool_limits(limits=1, user_api="blas") if kernel_name == "numba" else nullcontext()
-        with blas, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            history, converged = _run(
-                workspace,
-                H,
-                U,
-                free,
-                int(max_iter),
-                tol,
-                norm,
-                restart,
-                int(n_init),
-                callback,
-                objective_scale,
-                tol > 0 if record_objective is None else bool(record_objective),
+            fixed = np.zeros((K, 0), dtype=dtype)
+        n_fixed = fixed.shape[1]
+        n_components = int(n_components)
+        if floor == 0 and beta <= 0 and not all(np.all(block > 0) for block in _column_blocks(Y)):
+            raise ParameterError(f"beta={beta:g} is infinite where Y has zeros; use floor > 0 or a beta > 0")
+        kernel_name = resolve_kernel(kernel, n_fixed + n_components, beta, dtype)  # numba, or a fallback
+
+        # The beta-divergence is homogeneous, d(s y | s v) = s^beta d(y | v), so the engine works on Y / max(Y)
+        # (entries in [floor, 1]) and scales back at the end: powers of the model then neither overflow
+        # nor underflow for data of any level. The penalty scales as s, hence the weight s^(1 - beta).
+        # The engine is frame-major: it works on data = Y^T (N x K).
+        scale = peak if peak > 0 else 1.0
+        absolute_floor = floor * scale if peak > 0 else 1.0
+        if overwrite_input and Y.dtype == dtype and Y.T.flags.c_contiguous and Y.flags.writeable:
+            data = Y.T
+        else:
+            data = np.empty((N, K), dtype=dtype)
+        least = absolute_floor / scale if absolute_floor > 0 else float(np.finfo(dtype).tiny)
+        for start in range(0, N, 4096):  # blockwise: no K x N temporary, memory maps page through
+            block = data[start : start + 4096]
+            np.multiply(Y.T[start : start + 4096], 1.0 / scale, out=block, casting="unsafe")
+            # floor=0 with beta > 0 still keeps the ratio terms finite where Y and the model vanish
+            np.maximum(block, least, out=block)
+        objective_scale = scale**beta
+        custom = (
+            None if isinstance(init, str) else _custom_init(init, K, N, n_components, n_fixed, dtype, scale)
+        )
+        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+
+        free = slice(n_fixed, n_fixed + n_components)
+        workspace = MMWorkspace(
+            data, beta, float(sparsity) * scale ** (1.0 - beta), n_fixed + n_components, free, kernel_name
+        )
+        best = None
+        restart_objectives = []
+        for restart in range(int(n_init)):
+            if restart == 0 and custom is not None:
+                H, U = (factor.copy() for factor in custom)
+            else:
+                method = init if restart == 0 and custom is None else "random"
+                H, U = _initial_factors(data.T, fixed, n_components, method, rng)
+            # The engine's layout: H^T (M x K) and U^T (N x M), C-contiguous; H and U are views of them.
+            H, U = np.ascontiguousarray(H.T).T, np.ascontiguousarray(U.T).T
+            # Extreme betas can overflow float32; that is detected below and reported as one error.
+            with (
+                _iteration_limit(blas_threads, kernel_name),
+                np.errstate(over="ignore", invalid="ignore", divide="ignore"),
+            ):
+                history, converged = _run(
+                    workspace,
+                    H,
+                    U,
+                    free,
+                    int(max_iter),
+                    tol,
+                    norm,
+                    restart,
+                    int(n_init),
+                    callback,
+                    objective_scale,
+                    tol > 0 if record_objective is None else bool(record_objective),
+                )
+            restart_objectives.append(history[-1])
+            if best is None or history[-1] < best[2][-1]:
+                best = (H, U, history, converged)
+        H, U, history, converged = best
+        H, U = np.ascontiguousarray(H), np.ascontiguousarray(U)
+        U *= dtype.type(scale)
+        computed = np.asarray(history)[~np.isnan(history)]
+        if not (np.all(np.isfinite(computed)) and np.all(np.isfinite(H)) and np.all(np.isfinite(U))):
+            raise ParameterError(
+                f"beta={beta:g} overflowed in {dtype.name}: use a beta closer to [0, 2], a larger floor, "
+                "or dtype=float64"
             )
-        restart_objectives.append(history[-1])
-        if best is None or history[-1] < best[2][-1]:
-            best = (H, U, history, converged)
-    H, U, history, converged = best
-    H, U = np.ascontiguousarray(H), np.ascontiguousarray(U)
-    U *= dtype.type(scale)
-    computed = np.asarray(history)[~np.isnan(history)]
-    if not (np.all(np.isfinite(computed)) and np.all(np.isfinite(H)) and np.all(np.isfinite(U))):
-        raise ParameterError(
-            f"beta={beta:g} overflowed in {dtype.name}: use a beta closer to [0, 2], a larger floor, "
-            "or dtype=float64"
+
+        settings = {
+            "beta": beta,
+            "max_iter": int(max_iter),
+            "tol": float(tol),
+            "init": init if custom is None else "custom",
+            "n_init": int(n_init),
+            "sparsity": float(sparsity),
+            "n_fixed": n_fixed,
+            "norm": norm,
+            "floor": float(floor),
+            "absolute_floor": absolute_floor,
+            "dtype": dtype.name,
+            "kernel": kernel_name,
+            "seed": seed if isinstance(seed, (int, type(None))) else "generator",
+        }
+        return NMFResult(
+            bases=H,
+            activations=U,
+            objective=np.asarray(history),
+            n_iter=len(history) - 1,
+            converged=converged,
+            restart_objectives=tuple(restart_objectives),
+            settings=settings,
         )
 
-    settings = {
-        "beta": beta,
-        "max_iter": int(max_iter),
-        "tol": float(tol),
-        "init": init if custom is None else "custom",
-        "n_init": int(n_init),
-        "sparsity": float(sparsity),
-        "n_fixed": n_fixed,
-        "norm": norm,
-        "floor": float(floor),
-        "absolute_floor": absolute_floor,
-        "dtype": dtype.name,
-        "kernel": kernel_name,
-        "seed": seed if isinstance(seed, (int, type(None))) else "generator",
-    }
-    return NMFResult(
-        bases=H,
-        activations=U,
-        objective=np.asarray(history),
-        n_iter=len(history) - 1,
-        converged=converged,
-        restart_objectives=tuple(restart_objectives),
-        settings=settings,
-    )
+
+def _call_limit(blas_threads: int | None | str) -> AbstractContextManager:
+    """The BLAS thread limit of a whole call: an integer ``blas_threads``, restored on exit."""
+    if blas_threads is None or isinstance(blas_threads, str):
+        return nullcontext()
+    return threadpool_limits(limits=int(blas_threads), user_api="blas")
+
+
+def _iteration_limit(blas_threads: int | None | str, kernel_name: str) -> AbstractContextManager:
+    """The BLAS thread limit while the iterations run, for "auto" (see :func:`factorize`)."""
+    if isinstance(blas_threads, str) and blas_threads == "auto" and kernel_name == "numba":
+        # The numba kernels run on every core; OpenBLAS threads, left spinning after each of the small
+        # products around them, would take those cores: one BLAS thread while they run.
+        return threadpool_limits(limits=1, user_api="blas")
+    return nullcontext()
 
 
 def _custom_init(init, K, N, n_components, n_fixed, dtype, scale):

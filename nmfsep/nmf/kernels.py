@@ -22,7 +22,7 @@ Layout (frame-major, so one frame is contiguous)::
 Frames are split into a fixed number of chunks, whatever the thread count; each chunk's sums are
 kept apart and added in order afterwards, so results do not depend on how many threads ran.
 
-Terms per kind (see :mod:`.updates`)::
+Terms per kind (see :mod:`.divergence` and :mod:`.updates`)::
 
     IS       a = y / v^2        b = 1 / v
     KL       a = y / v          b = 1 (projection done outside)
@@ -38,7 +38,7 @@ from typing import Any
 import numba as nb
 import numpy as np
 
-from .updates import EUC, GENERAL, IS, KL  # the kinds of update, shared with the numpy kernel
+from .divergence import EUC, GENERAL, IS, KL  # the kinds of update, shared with the numpy kernel
 
 #: Reassociation lets LLVM vectorise the length-K reductions; no assumptions about NaN or infinities.
 _FAST = {"reassoc", "contract", "nsz"}

@@ -1,9 +1,11 @@
 """Majorization-minimization multiplicative updates over tiles of frames.
 
-Y (K x N) ~ H (K x M) @ U (M x N). For a factor X with the other factor W fixed, and V = W X, the MM
-update of Fevotte & Idier (2011) is::
+Y (K x N) ~ H (K x M) @ U (M x N). The MM update of Fevotte & Idier (2011) of the activations, with
+the model V = H U, is::
 
-    X <- X * ( W^T (Y * V^(beta-2)) / (W^T V^(beta-1)) ) ^ gamma(beta)
+    U <- U * ( H^T (Y * V^(beta-2)) / (H^T V^(beta-1)) ) ^ gamma(beta)
+
+and that of the bases the same on the transposes (Y^T ~ U^T H^T).
 
 The engine stores everything frame-major -- the data as Y^T (N x K), the bases as H^T (M x K), the
 activations as U^T (N x M) -- and streams over frames. An update needs, per frame, the model
@@ -43,7 +45,7 @@ from types import ModuleType
 import numpy as np
 
 from ..errors import NmfsepWarning, ParameterError
-from .divergence import beta_from_name, mm_exponent
+from .divergence import EUC, GENERAL, IS, KL, beta_from_name, mm_exponent, update_kind
 
 KERNELS = ("auto", "numba", "numpy")
 
@@ -76,10 +78,6 @@ NUMPY_TILE = 1024
 #: Elements per block in float64 sums of float32 arrays (float32 BLAS dots over millions of entries
 #: lose ~1e-5 relative, more than the tolerance; block results added in float64 keep ~1e-9).
 _BLOCK = 1 << 16
-
-#: The kinds of update (also used by the numba kernels): beta 0, 1, 2, and any other beta.
-IS, KL, EUC, GENERAL = 0, 1, 2, 3
-_KINDS = {0.0: IS, 1.0: KL, 2.0: EUC}
 
 
 def _dot64(a: np.ndarray, b: np.ndarray) -> float:
@@ -178,7 +176,7 @@ def _choice(kernel: str, n_components: int, beta: float) -> str:
 
 def _families(kernel_name: str, n_components: int, beta: float) -> tuple[str, ...]:
     """The families of numba kernels (see ``kernels.FAMILIES``) that a kernel calls."""
-    kind = _KINDS.get(beta, GENERAL)
+    kind = update_kind(beta)
     if kernel_name == "numba":
         if kind == EUC:
             return ("euclidean",)
@@ -516,7 +514,7 @@ class MMWorkspace:
         N, K = data.shape
         self.data = data
         self.beta = beta
-        self.kind = _KINDS.get(beta, GENERAL)
+        self.kind = update_kind(beta)
         self.gamma = mm_exponent(beta)
         self.sparsity = sparsity
         self.free = free

@@ -1,0 +1,458 @@
+"""Every separation option, defined once: name, CLI flags, type, default, range and help.
+
+The Python API (:class:`Options`, the keyword arguments of :func:`nmfsep.separate`,
+:func:`nmfsep.separate_file` and :func:`nmfsep.learn`), the CLI's click declarations and the bench
+all read :data:`OPTIONS`; a test checks that every CLI default is the API default. :class:`Options`
+validates a whole set before any audio is touched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+
+from .errors import ParameterError
+from .nmf import beta_from_name, check_parameters
+from .nmf.init import INITS
+from .spectrogram import WINDOWS, STFTSettings
+
+#: Shortest STFT frame a separation accepts (33 bins; 4 ms at 16 kHz): below it the spectra hold too
+#: few bins to tell sources apart, and the per-frame overheads dominate (n_fft=7 ran 15x slower).
+MIN_N_FFT = 64
+#: Longest STFT frame (1.5 s at 44.1 kHz): beyond it no note is stationary and memory grows with K.
+MAX_N_FFT = 65536
+
+#: Blind grouping factorizes this many components per source by default (measured best of 3, 4 and 6).
+COMPONENTS_PER_SOURCE = 6
+
+#: Default output name template, relative to the output folder.
+DEFAULT_TEMPLATE = "{track}/{component}.{ext}"
+
+#: What ``nmfsep plot`` draws.
+FIGURES = ("overview", "components", "spectrogram", "bases", "activations")
+
+#: Output formats: the ``--format`` value, which is also the file extension.
+FORMAT_NAMES = ("wav", "flac", "ogg")
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option: its API keyword, CLI flags, kind, default, range and help.
+
+    ``kind`` is one of ``int``, ``float``, ``str``, ``choice``, ``path``, ``flag``; ``low`` and
+    ``high`` bound numbers (``low_open``: strictly above ``low``); ``commands`` are the CLI commands
+    that offer it; ``shown`` stands for a default of None in the help (where it is computed).
+    """
+
+    name: str
+    flags: tuple[str, ...]
+    kind: str
+    default: Any
+    help: str
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    choices: tuple[str, ...] = ()
+    commands: frozenset[str] = frozenset({"separate", "plot", "learn"})
+    shown: str | None = None
+    per_command: tuple[tuple[str, Any], ...] = ()  #: (command, default) where a command differs
+
+    def default_for(self, command: str) -> Any:
+        """The default a CLI command shows and uses (the API's own, unless ``per_command`` says)."""
+        return dict(self.per_command).get(command, self.default)
+
+    @property
+    def flag(self) -> str:
+        """The long flag (``--n-fft``)."""
+        return self.flags[-1]
+
+
+_FACTORIZATION = frozenset({"separate", "plot", "learn"})
+_SEPARATE = frozenset({"separate"})
+
+#: Every option of a separation, in the order ``--help`` lists them.
+OPTIONS: tuple[Option, ...] = (
+    Option(
+        "n_components",
+        ("-m", "--components"),
+        "int",
+        4,
+        "Number of NMF components M.",
+        low=1,
+        # separate: None is 4, or 6 per source with --sources (default_components); learn fits more
+        per_command=(("separate", None), ("plot", 4), ("learn", 16)),
+        shown="4, or 6 per source with --sources",
+    ),
+    Option(
+        "divergence",
+        ("-d", "--divergence"),
+        "choice",
+        "kl",
+        "Divergence: Kullback-Leibler, Itakura-Saito or Euclidean.",
+        choices=("kl", "is", "euc"),
+    ),
+    Option("beta", ("--beta",), "float", None, "Any real beta of the beta-divergence (overrides -d)."),
+    Option(
+        "n_fft",
+        ("--n-fft",),
+        "int",
+        2048,
+        f"STFT frame length in samples ({MIN_N_FFT} to {MAX_N_FFT}).",
+    ),
+    Option(
+        "hop_length", ("--hop",), "int", None, "STFT hop in samples (<= --n-fft).", low=1, shown="n-fft/4"
+    ),
+    Option("window", ("--window",), "choice", "hann", "STFT window.", choices=tuple(WINDOWS)),
+    Option(
+        "power",
+        ("--power",),
+        "float",
+        1.0,
+        "Spectrogram exponent p: Y = |X|^p (1 magnitude, 2 power).",
+        low=0,
+        low_open=True,
+    ),
+    Option(
+        "mask_power",
+        ("--mask-power",),
+        "float",
+        1.0,
+        "Mask exponent a in (h_j u_j)^a / sum_i (h_i u_i)^a.",
+        low=0,
+        low_open=True,
+    ),
+    Option("max_iter", ("--max-iter",), "int", 200, "Maximum NMF iterations per restart.", low=0),
+    Option(
+        "tol",
+        ("--tol",),
+        "float",
+        1e-4,
+        "Stop when an iteration lowers the divergence by less than this fraction.",
+        low=0,
+    ),
+    Option("n_init", ("--n-init",), "int", 1, "Restarts; the best fit is kept.", low=1),
+    Option(
+        "init",
+        ("--init",),
+        "choice",
+        "nndsvda",
+        "Initialisation of the first restart (later restarts are random).",
+        choices=tuple(INITS),
+    ),
+    Option("seed", ("--seed",), "int", 0, "Random seed: same seed, same bytes.", low=0),
+    Option("sparsity", ("--sparsity",), "float", 0.0, "l1 penalty on the activations.", low=0),
+    Option("sr", ("--sr",), "int", None, "Resample to this rate first.", low=1, shown="keep"),
+    Option(
+        "n_sources",
+        ("--sources",),
+        "int",
+        None,
+        "Blind: group the components into this many sources s1..sJ (-m default: 6 per source).",
+        low=1,
+        commands=_SEPARATE,
+    ),
+    Option(
+        "free",
+        ("--free",),
+        "int",
+        0,
+        "Semi-supervised: components learned freely besides --source, collected into --rest-name.",
+        low=0,
+        commands=_SEPARATE,
+    ),
+    Option(
+        "rest_name",
+        ("--rest-name",),
+        "str",
+        "rest",
+        "Output name of the --free components.",
+        commands=_SEPARATE,
+    ),
+    # what separate_file writes
+    Option("out_dir", ("-o", "--out"), "path", "separated", "Output folder.", commands=_SEPARATE),
+    Option(
+        "filename",
+        ("--filename",),
+        "str",
+        DEFAULT_TEMPLATE,
+        "Output name template; placeholders {track} {component} {index} {ext}.",
+        commands=_SEPARATE,
+    ),
+    Option(
+        "format", ("--format",), "choice", "wav", "Output format.", choices=FORMAT_NAMES, commands=_SEPARATE
+    ),
+    Option(
+        "subtype",
+        ("--subtype",),
+        "str",
+        None,
+        "Output sample format (PCM_16, PCM_24, FLOAT, ...).",
+        commands=_SEPARATE,
+        shown="the input's where possible",
+    ),
+    Option(
+        "save_model_to",
+        ("--save-model",),
+        "path",
+        None,
+        "Also save bases, activations and settings to this .npz ({track} is replaced).",
+        commands=_SEPARATE,
+    ),
+    Option(
+        "max_memory",
+        ("--max-memory",),
+        "str",
+        None,
+        "Memory the spectrogram may take (e.g. 500M, 2G); beyond it, it is memory-mapped to a temporary "
+        "file in TMPDIR.",
+        commands=_SEPARATE,
+        shown="half of the available memory",
+    ),
+    Option("force", ("-f", "--force"), "flag", False, "Overwrite existing outputs.", commands=_FACTORIZATION),
+    Option(
+        "skip_existing",
+        ("--skip-existing",),
+        "flag",
+        False,
+        "Skip inputs whose outputs all exist with the same settings; redo the others (resume a run).",
+        commands=_SEPARATE,
+    ),
+)
+
+#: The options of figures (:class:`nmfsep.plot.Style` and what ``nmfsep plot`` draws).
+_PLOT = frozenset({"plot"})
+FIGURE_OPTIONS: tuple[Option, ...] = (
+    Option(
+        "what", ("--what",), "choice", "overview", "Which figure to draw.", choices=FIGURES, commands=_PLOT
+    ),
+    Option(
+        "freq_scale",
+        ("--freq-scale",),
+        "choice",
+        "log",
+        "Frequency axis.",
+        choices=("linear", "log", "mel"),
+        commands=_PLOT,
+    ),
+    Option(
+        "db_range",
+        ("--db-range",),
+        "float",
+        80.0,
+        "Dynamic range of the colour scale (dB below the peak).",
+        low=0,
+        low_open=True,
+        commands=_PLOT,
+    ),
+    Option(
+        "fmax",
+        ("--fmax",),
+        "float",
+        None,
+        "Highest frequency shown (Hz).",
+        low=0,
+        low_open=True,
+        commands=_PLOT,
+        shown="Nyquist",
+    ),
+    Option("cmap", ("--cmap",), "str", "magma", "Matplotlib colour map of the spectrograms.", commands=_PLOT),
+    Option("dpi", ("--dpi",), "int", 100, "Pixels per inch.", low=10, high=1200, commands=_PLOT),
+    Option(
+        "size",
+        ("--size",),
+        "str",
+        None,
+        "Figure size in inches, WIDTHxHEIGHT (e.g. 12x8).",
+        commands=_PLOT,
+        shown="per view",
+    ),
+    Option(
+        "title", ("--title",), "str", None, "Figure title.", commands=_PLOT, shown="the input's file name"
+    ),
+)
+
+#: The options by API name.
+BY_NAME: dict[str, Option] = {option.name: option for option in OPTIONS + FIGURE_OPTIONS}
+
+#: ``learn`` fits more bases than a separation has components.
+LEARN_COMPONENTS = BY_NAME["n_components"].default_for("learn")
+
+
+#: The default of every option, by API name (the defaults of the Python API's keyword arguments).
+DEFAULTS: dict[str, Any] = {option.name: option.default for option in OPTIONS}
+#: The same for figures.
+FIGURE_DEFAULTS: dict[str, Any] = {option.name: option.default for option in FIGURE_OPTIONS}
+
+
+def spell_flag(name: str, value: str | None) -> str:
+    """How the CLI names an option in a message: ``--n-fft 7``, ``--force`` (see NmfsepError.render)."""
+    option = BY_NAME.get(name)
+    if option is None:  # not a CLI option (e.g. an engine parameter): keep the API spelling
+        return name if value is None else f"{name}={value}"
+    if value is None or option.kind == "flag":
+        return option.flag
+    return f"{option.flag} {value.strip(chr(39))}"
+
+
+def parse_size(text: str | None) -> tuple[float, float] | None:
+    """A figure size ``"12x8"`` (inches) as ``(12.0, 8.0)``; None stays None.
+
+    Raises
+    ------
+    ParameterError
+        Not WIDTHxHEIGHT.
+    """
+    if text is None:
+        return None
+    try:
+        width, height = (float(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise ParameterError(f"[[size={text!r}]] is not WIDTHxHEIGHT in inches, e.g. 12x8") from None
+    return width, height
+
+
+def default_components(n_components: int | None, n_sources: int | None) -> int:
+    """M when not given: 6 per source for blind grouping (measured best), else 4."""
+    if n_components is not None:
+        return n_components
+    return COMPONENTS_PER_SOURCE * n_sources if n_sources else DEFAULTS["n_components"]
+
+
+def _integer(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, np.integer))
+
+
+@dataclass(frozen=True)
+class Options:
+    """Every setting of a factorization and its masks, validated on construction (before any audio
+    is touched). The fields are the keyword arguments of :func:`nmfsep.separate`; see there.
+
+    Raises
+    ------
+    ParameterError
+        For any invalid value; the message names it.
+    """
+
+    n_components: int = DEFAULTS["n_components"]
+    divergence: str | float = DEFAULTS["divergence"]
+    beta: float | None = DEFAULTS["beta"]
+    n_fft: int = DEFAULTS["n_fft"]
+    hop_length: int | None = DEFAULTS["hop_length"]
+    window: str = DEFAULTS["window"]
+    power: float = DEFAULTS["power"]
+    mask_power: float = DEFAULTS["mask_power"]
+    max_iter: int = DEFAULTS["max_iter"]
+    tol: float = DEFAULTS["tol"]
+    n_init: int = DEFAULTS["n_init"]
+    init: str = DEFAULTS["init"]
+    seed: int | None = DEFAULTS["seed"]
+    sparsity: float = DEFAULTS["sparsity"]
+    sr: int | None = DEFAULTS["sr"]
+    n_sources: int | None = DEFAULTS["n_sources"]
+    free: int = DEFAULTS["free"]
+    rest_name: str = DEFAULTS["rest_name"]
+
+    def __post_init__(self) -> None:
+        n = self.n_components
+        if not _integer(n) or n < 1:
+            raise ParameterError(f"[[n_components={n!r}]] must be an integer >= 1")
+        for name in ("power", "mask_power"):
+            value = getattr(self, name)
+            if not (np.isfinite(value) and value > 0):
+                raise ParameterError(f"[[{name}={value!r}]] must be a finite number > 0")
+        if self.seed is not None and (not _integer(self.seed) or self.seed < 0):
+            raise ParameterError(f"[[seed={self.seed!r}]] must be an integer >= 0")
+        if self.sr is not None and (not _integer(self.sr) or self.sr <= 0):
+            raise ParameterError(f"[[sr={self.sr!r}]] must be a positive integer")
+        if self.n_sources is not None and not 1 <= self.n_sources <= self.n_components:
+            raise ParameterError(
+                f"[[n_sources={self.n_sources!r}]] must be between 1 and [[n_components={self.n_components}]]"
+            )
+        if not _integer(self.free) or self.free < 0:
+            raise ParameterError(f"[[free={self.free!r}]] must be an integer >= 0")
+        if not self.rest_name or "/" in self.rest_name:
+            raise ParameterError(f"[[rest_name={self.rest_name!r}]] must be a non-empty file name")
+        stft = self.stft  # validates the STFT settings
+        if not MIN_N_FFT <= stft.n_fft <= MAX_N_FFT:
+            reason = (
+                f"gives {stft.n_bins} frequency bins, too few to separate anything"
+                if stft.n_fft < MIN_N_FFT
+                else "is longer than any musical use needs"
+            )
+            raise ParameterError(
+                f"[[n_fft={stft.n_fft}]] {reason}: use [[n_fft]] between {MIN_N_FFT} and {MAX_N_FFT}"
+            )
+        name, free = ("free", self.free) if self.free else ("n_components", self.n_components)
+        if free > stft.n_bins:
+            raise ParameterError(
+                f"[[{name}={free}]] is more than the {stft.n_bins} frequency bins of [[n_fft={stft.n_fft}]]: "
+                f"use at most {stft.n_bins} components (or a larger [[n_fft]])"
+            )
+        check_parameters(self.n_components, **{k: v for k, v in self.nmf_kwargs().items() if k != "seed"})
+
+    @classmethod
+    def from_keywords(cls, **keywords: Any) -> Options:
+        """Options from keyword arguments; an unknown keyword is a ParameterError, like a bad value."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(keywords) - known)
+        if unknown:
+            raise ParameterError(f"unknown option {unknown[0]!r}; the options are {sorted(known)}")
+        return cls(**keywords)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The settings as plain values (JSON-serialisable)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @property
+    def stft(self) -> STFTSettings:
+        return STFTSettings(n_fft=self.n_fft, hop_length=self.hop_length, window=self.window)
+
+    @property
+    def resolved_beta(self) -> float:
+        return beta_from_name(self.divergence if self.beta is None else self.beta)
+
+    def nmf_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`nmfsep.nmf.factorize` (all but the data and M)."""
+        return {
+            "beta": self.resolved_beta,
+            "max_iter": self.max_iter,
+            "tol": self.tol,
+            "n_init": self.n_init,
+            "init": self.init,
+            "seed": self.seed,
+            "sparsity": self.sparsity,
+        }
+
+
+def memory_budget(max_memory: float | str | None) -> float | None:
+    """Bytes the spectrogram may take in memory: ``max_memory`` (bytes, or "500M", "2G"), or by
+    default half of the memory available now (beyond it Y is memory-mapped to a temporary file).
+
+    Raises
+    ------
+    ParameterError
+        For a size that is not a positive number with an optional K, M or G suffix.
+    """
+    if max_memory is None:
+        try:
+            with open("/proc/meminfo") as meminfo:
+                for line in meminfo:
+                    if line.startswith("MemAvailable:"):
+                        return int(line.split()[1]) * 1024 / 2
+        except OSError:
+            pass
+        return None
+    if isinstance(max_memory, str):
+        text = max_memory.strip().upper().removesuffix("B")
+        factor = {"K": 2**10, "M": 2**20, "G": 2**30}.get(text[-1:], 1)
+        try:
+            value = float(text[:-1] if factor > 1 else text) * factor
+        except ValueError:
+            raise ParameterError(f"[[max_memory={max_memory!r}]] must be a size such as 500M or 2G") from None
+    else:
+        value = float(max_memory)
+    if not (value > 0 and np.isfinite(value)):
+        raise ParameterError(f"[[max_memory={max_memory!r}]] must be a positive size")
+    return value

@@ -1,0 +1,476 @@
+"""The separation pipeline: audio -> STFT -> NMF -> Wiener-style masks -> inverse STFT -> audio.
+
+Arrays or streams in, a :class:`Separation` out; no file naming, plotting or overwrite policy (see
+:mod:`nmfsep.files` for files, :mod:`nmfsep.plan` for names). :func:`separate` works on arrays (or a
+path) and returns every component; :func:`analyse` is the first pass shared with
+:func:`nmfsep.separate_file`, which streams a file and writes the components as they are computed;
+:func:`learn` fits the bases of one source from clean examples.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import audio as audio_io
+from .blockwise import resynthesise, spectrogram_frames
+from .errors import AudioError, NmfsepError, NmfsepWarning, ParameterError
+from .nmf import Progress, factorize
+from .options import DEFAULTS, LEARN_COMPONENTS, Options, default_components, memory_budget
+from .sources import NO_SOURCES, Model, Sources, load_sources
+from .spectrogram import STFTSettings, n_frames
+
+
+@dataclass(frozen=True)
+class Separation:
+    """The result of :func:`separate`.
+
+    Attributes
+    ----------
+    components : np.ndarray [shape=(M, C, T), dtype=float32]
+        One signal per component, each with the input's channels and length; they sum to the input.
+    names : tuple of str
+        ``("c1", ..., "cM")``, components ordered by the spectral centroid of their basis, low to high.
+    sample_rate : int
+    bases : np.ndarray [shape=(K, M)]
+        Spectral bases H (unit l2 norm), in the same order as the components.
+    activations : np.ndarray [shape=(M, N)]
+        Activations U.
+    objective : np.ndarray [shape=(n_iter + 1,)]
+        Divergence (plus penalty) before the first iteration and after each one.
+    n_iter : int
+    converged : bool
+    settings : dict
+        Every setting used (STFT, spectrogram power, mask power, NMF), JSON-serialisable.
+    """
+
+    components: np.ndarray
+    names: tuple[str, ...]
+    sample_rate: int
+    bases: np.ndarray
+    activations: np.ndarray
+    objective: np.ndarray
+    n_iter: int
+    converged: bool
+    settings: dict[str, Any] = field(default_factory=dict)
+    groups: tuple[tuple[int, ...], ...] = ()
+
+    @property
+    def component_groups(self) -> tuple[tuple[int, ...], ...]:
+        """Components of each output (one group per name); one component each by default."""
+        return self.groups or tuple((j,) for j in range(self.bases.shape[1]))
+
+    @property
+    def component_names(self) -> tuple[str, ...]:
+        """The output name of every component (the name of its group)."""
+        names = [""] * self.bases.shape[1]
+        for name, group in zip(self.names, self.component_groups, strict=True):
+            for j in group:
+                names[j] = name
+        return tuple(names)
+
+    def as_dict(self) -> dict[str, np.ndarray]:
+        """``{name: signal [shape=(C, T)]}`` for every component."""
+        return dict(zip(self.names, self.components, strict=False))
+
+    def model(self) -> Model:
+        """The factorization as a :class:`nmfsep.sources.Model` (for ``save_model``)."""
+        return Model(
+            self.bases,
+            self.activations,
+            self.component_names,
+            self.sample_rate,
+            self.settings,
+            self.objective,
+        )
+
+
+def _centroid_order(bases: np.ndarray) -> np.ndarray:
+    """Component order by spectral centroid of the bases, low to high (stable for ties)."""
+    bins = np.arange(bases.shape[0])
+    weight = bases.sum(axis=0)
+    centroid = (bins @ bases) / np.where(weight > 0, weight, 1)
+    return np.argsort(centroid, kind="stable")
+
+
+def _as_signal(signal: np.ndarray) -> np.ndarray:
+    signal = np.asarray(signal)
+    if signal.ndim == 1:
+        signal = signal[None]
+    if signal.ndim != 2 or signal.shape[1] == 0:
+        raise AudioError(f"audio must be (samples,) or (channels, samples) and non-empty, got {signal.shape}")
+    if not np.issubdtype(signal.dtype, np.floating):
+        raise AudioError(f"audio must be floating point, got {signal.dtype}")
+    if not np.all(np.isfinite(signal)):
+        raise AudioError("audio contains NaN or infinite samples")
+    return signal.astype(np.float32, copy=False)
+
+
+def analyse(
+    stream: audio_io.AudioStream,
+    options: Options,
+    sources: Sources = NO_SOURCES,
+    *,
+    callback: Callable[[Progress], None] | None = None,
+    max_memory: float | str | None = None,
+) -> Separation:
+    """The spectrogram of a stream (block by block) and its NMF: a Separation without signals.
+
+    Three routes: blind components (named c1..cM, or grouped into ``options.n_sources`` sources
+    s1..sJ), or supervised with the learned ``sources`` held fixed (plus ``options.free`` free
+    components collected into ``options.rest_name``).
+
+    Raises
+    ------
+    ParameterError
+        More free components than the audio has STFT frames.
+    AudioError
+        Audio shorter than one frame, or not finite.
+    """
+    stft_settings = options.stft
+    sample_rate = stream.sample_rate
+    models = sources.models
+    fixed = np.concatenate([model.bases for model in models], axis=1) if models else None
+    n_free = options.free if models else options.n_components
+    frame_count = n_frames(stream.n_samples, stft_settings)
+    if n_free > frame_count and stream.n_samples >= stft_settings.n_fft:  # (too short: an error of its own)
+        raise ParameterError(
+            f"[[{'free' if models else 'n_components'}={n_free}]] is more than the {frame_count} STFT "
+            f"frames of this audio: use at most {frame_count} components"
+        )
+    # Everything runs in this thread up to the resynthesis: a background thread that loaded numba's
+    # kernels while the audio was analysed raced the main thread's imports (KeyError 'scipy' in
+    # 1 run of 4 on a busy machine); Python's import machinery is not safe for that.
+    frames, silent = spectrogram_frames(
+        stream, stft_settings, options.power, max_memory=memory_budget(max_memory)
+    )
+    if silent:
+        warnings.warn("audio is silent: every component will be silence", NmfsepWarning, stacklevel=3)
+    Y = frames.T  # K x N view; the engine scales and floors it in place (no copy)
+    # One BLAS thread: OpenBLAS results change in the last bits with its thread count, and outputs
+    # must be bit-identical whatever --jobs (measured cost: 8% on a 3-minute file).
+    result = factorize(
+        Y,
+        n_free,
+        fixed_bases=fixed,
+        **options.nmf_kwargs(),
+        callback=callback,
+        overwrite_input=True,
+        blas_threads=1,
+    )
+    del Y, frames
+    bases, activations = result.bases, result.activations
+    if models:
+        bounds = np.cumsum([0] + [model.bases.shape[1] for model in models] + [n_free])
+        groups = [tuple(range(bounds[i], bounds[i + 1])) for i in range(len(bounds) - 1)]
+        names = list(sources.names)
+        if n_free:
+            names.append(options.rest_name)
+        else:
+            groups.pop()
+    else:
+        order = _centroid_order(bases)
+        bases, activations = bases[:, order], activations[order]
+        if options.n_sources is not None:
+            from .grouping import group_components
+
+            groups = [
+                tuple(g)
+                for g in group_components(
+                    bases, activations, options.n_sources, sample_rate=sample_rate, n_fft=stft_settings.n_fft
+                )
+            ]
+            # sources named s1..sJ by the mean spectral centroid of their components, low to high
+            groups.sort(key=lambda group: float(np.mean(group)))
+            names = [f"s{j + 1}" for j in range(len(groups))]
+        else:
+            groups = [(j,) for j in range(bases.shape[1])]
+            names = [f"c{j + 1}" for j in range(bases.shape[1])]
+    settings = {
+        "stft": stft_settings.as_dict(),
+        "power": float(options.power),
+        "mask_power": float(options.mask_power),
+        "sample_rate": int(sample_rate),
+        "n_channels": int(stream.n_channels),
+        "n_samples": int(stream.n_samples),
+        "nmf": result.settings,
+        "groups": [list(group) for group in groups],
+    }
+    separation = Separation(
+        components=np.zeros((0,), dtype=np.float32),
+        names=tuple(names),
+        sample_rate=int(sample_rate),
+        bases=np.ascontiguousarray(bases),
+        activations=np.ascontiguousarray(activations),
+        objective=result.objective,
+        n_iter=result.n_iter,
+        converged=result.converged,
+        settings=settings,
+        groups=tuple(tuple(int(j) for j in group) for group in groups),
+    )
+    return separation
+
+
+def _components(
+    stream: audio_io.AudioStream, separation: Separation, stft_settings: STFTSettings
+) -> np.ndarray:
+    """Every output's (C, T) signal in one (S, C, T) array (in-memory separation)."""
+    groups = separation.component_groups
+    components = np.empty((len(groups), stream.n_channels, stream.n_samples), dtype=np.float32)
+    filled = [0] * len(groups)
+
+    def write(index: int, samples: np.ndarray) -> None:
+        components[index, :, filled[index] : filled[index] + samples.shape[1]] = samples
+        filled[index] += samples.shape[1]
+
+    resynthesise(
+        stream,
+        stft_settings,
+        separation.bases,
+        separation.activations,
+        groups,
+        separation.settings["mask_power"],
+        write,
+    )
+    return components
+
+
+def separate(
+    audio: np.ndarray | str | os.PathLike,
+    sample_rate: int | None = None,
+    n_components: int | None = None,
+    *,
+    divergence: str | float = DEFAULTS["divergence"],
+    beta: float | None = DEFAULTS["beta"],
+    n_fft: int = DEFAULTS["n_fft"],
+    hop_length: int | None = DEFAULTS["hop_length"],
+    window: str = DEFAULTS["window"],
+    power: float = DEFAULTS["power"],
+    mask_power: float = DEFAULTS["mask_power"],
+    max_iter: int = DEFAULTS["max_iter"],
+    tol: float = DEFAULTS["tol"],
+    n_init: int = DEFAULTS["n_init"],
+    init: str = DEFAULTS["init"],
+    seed: int | None = DEFAULTS["seed"],
+    sparsity: float = DEFAULTS["sparsity"],
+    sr: int | None = DEFAULTS["sr"],
+    n_sources: int | None = DEFAULTS["n_sources"],
+    sources: tuple = (),
+    free: int = DEFAULTS["free"],
+    rest_name: str = DEFAULTS["rest_name"],
+    callback: Callable[[Progress], None] | None = None,
+) -> Separation:
+    """Separate audio into ``n_components`` NMF components.
+
+    The STFT X of every channel is computed; Y = sum_c |X_c|^power is factorized as Y ~ H U under the
+    chosen beta-divergence; component j gets the soft mask (h_j u_j)^a / sum_i (h_i u_i)^a
+    (a = ``mask_power``), applied to every channel of X and inverted. Components keep the input's
+    channels (and so its stereo image), sample rate and length, and sum back to the input.
+
+    Parameters
+    ----------
+    audio : np.ndarray [shape=(C, T) or (T,), dtype=float] or path
+        Samples (full scale [-1, 1]), or a file to read with :func:`nmfsep.audio.load`.
+    sample_rate : int, optional
+        Sample rate of ``audio`` (required for arrays; read from the file for paths).
+    n_components : int >= 1, optional
+        Number of components M: 4 by default, 6 per source with ``n_sources``.
+    divergence : {"kl", "is", "euc"} or float
+        Divergence minimised by the NMF: Kullback-Leibler, Itakura-Saito, Euclidean (or a beta).
+    beta : float, optional
+        Any real beta; overrides ``divergence``.
+    n_fft : int >= 2
+        STFT frame length in samples (K = n_fft // 2 + 1 bins).
+    hop_length : int, optional
+        STFT hop in samples, <= n_fft; ``n_fft // 4`` by default.
+    window : {"hann", "hamming", "blackman"}
+    power : float > 0
+        Spectrogram exponent p: Y = |X|^p (1 magnitude, 2 power).
+    mask_power : float > 0
+        Mask exponent a (1 ratio of model spectra, 2 Wiener-like, larger is harder).
+    max_iter : int >= 0
+        Maximum NMF iterations per restart.
+    tol : float >= 0
+        Stop when an iteration lowers the objective by less than this fraction.
+    n_init : int >= 1
+        Restarts; the one with the lowest objective is kept.
+    init : {"nndsvda", "random"}
+        Initialisation of the first restart (later ones are random).
+    seed : int, optional
+        Seed of every random choice: the same seed gives the same output, bit for bit.
+    sparsity : float >= 0
+        l1 penalty on the activations (bases have unit l2 norm).
+    sr : int, optional
+        Resample to this rate first.
+    n_sources : int, optional
+        Blind grouping: factorize with ``n_components`` and group the components into this many
+        sources (named s1..sJ) with :func:`nmfsep.grouping.group_components`.
+    sources : sequence of path or Model
+        Supervised: bases learned by ``nmfsep learn`` (one model per source) are held fixed and only
+        their activations are fitted; outputs are named after the sources. ``n_components`` is then
+        unused; the audio is resampled to the models' rate.
+    free : int >= 0
+        Semi-supervised: with ``sources``, this many components are learned freely and collected into
+        ``rest_name``.
+    rest_name : str
+    callback : callable, optional
+        Receives a :class:`nmfsep.nmf.Progress` after every NMF iteration.
+
+    Returns
+    -------
+    Separation
+        ``components`` [shape=(S, C, T)] named ``c1..cM``, ``s1..sJ`` or after the sources (low to high spectral centroid), the model
+        (bases, activations, objective history) and the settings used.
+
+    Raises
+    ------
+    ParameterError
+        For an invalid option (checked before any audio is processed).
+    AudioError
+        For unusable audio: empty, shorter than one frame, NaN/inf samples, unreadable file.
+
+    Examples
+    --------
+    >>> import nmfsep
+    >>> result = nmfsep.separate("song.wav", n_components=4)          # doctest: +SKIP
+    >>> for name, signal in result.as_dict().items(): ...              # doctest: +SKIP
+    """
+    options = Options(
+        n_components=default_components(n_components, n_sources),
+        divergence=divergence,
+        beta=beta,
+        n_fft=n_fft,
+        hop_length=hop_length,
+        window=window,
+        power=power,
+        mask_power=mask_power,
+        max_iter=max_iter,
+        tol=tol,
+        n_init=n_init,
+        init=init,
+        seed=seed,
+        sparsity=sparsity,
+        sr=sr,
+        n_sources=n_sources,
+        free=free,
+        rest_name=rest_name,
+    )
+    loaded = load_sources(sources, options)
+    signal, sample_rate = load_input(audio, sample_rate, options.sr)
+    if loaded.models and sample_rate != loaded.sample_rate:
+        raise AudioError(
+            f"the input is at {sample_rate} Hz, the source models at {loaded.sample_rate} Hz: "
+            f"pass [[sr={loaded.sample_rate}]] to separate a resampled copy"
+        )
+    stream = audio_io.AudioStream.from_samples(signal, sample_rate)
+    separation = analyse(stream, options, loaded, callback=callback)
+    return replace(separation, components=_components(stream, separation, options.stft))
+
+
+def load_input(audio, sample_rate: int | None, sr: int | None) -> tuple[np.ndarray, int]:
+    """Samples [shape=(C, T), float32] and their rate from a path or an array (resampled to ``sr``).
+
+    Raises
+    ------
+    ParameterError
+        An array without a valid ``sample_rate``.
+    AudioError
+        Unusable audio (see :func:`nmfsep.audio.load`).
+    """
+    if isinstance(audio, (str, os.PathLike)):
+        loaded = audio_io.load(audio, sr=sr)
+        return loaded.samples, loaded.sample_rate
+    if sample_rate is None or int(sample_rate) != sample_rate or sample_rate <= 0:
+        raise ParameterError(f"sample_rate={sample_rate!r} must be a positive integer for array input")
+    signal = _as_signal(audio)
+    if sr is not None and sr != sample_rate:
+        return audio_io.resample(signal, int(sample_rate), int(sr)), int(sr)
+    return signal, int(sample_rate)
+
+
+def learn(
+    audio_files,
+    n_components: int = LEARN_COMPONENTS,
+    *,
+    name: str | None = None,
+    callback: Callable[[Progress], None] | None = None,
+    **options: Any,
+) -> Model:
+    """Learn the spectral bases of one source from clean examples (``nmfsep learn``).
+
+    The files' spectrograms (channels summed, as in :func:`separate`) are concatenated in time and
+    factorized; the bases, the name and every setting go into a :class:`Model` for
+    ``separate(..., sources=[model])``. Files at another sample rate than the first (or ``sr``) are
+    resampled to it.
+
+    Parameters
+    ----------
+    audio_files : sequence of path
+    n_components : int >= 1
+        Bases learned for this source.
+    name : str, optional
+        The source's name (the output file name in supervised separation); the first file's stem
+        by default.
+    callback : callable, optional
+    **options
+        The STFT and NMF keyword arguments of :func:`separate` (``divergence``, ``n_fft``, ``power``...).
+
+    Returns
+    -------
+    Model
+        ``activations`` is None; ``settings["kind"] == "source"``.
+    """
+    paths = [Path(p) for p in audio_files]
+    if not paths:
+        raise ParameterError("learn needs at least one audio file")
+    settings = Options.from_keywords(n_components=n_components, **options)
+    name = name or paths[0].stem
+    if not name or "/" in name or name.startswith("."):
+        raise ParameterError(f"name={name!r} must be a plain file name")
+    rate = settings.sr
+    spectra = []
+    for path in paths:
+        try:
+            stream = audio_io.open_stream(path, sr=rate)
+            rate = stream.sample_rate
+            spectra.append(spectrogram_frames(stream, settings.stft, settings.power)[0])
+        except NmfsepError as exc:
+            if exc.path is None:
+                exc.path = os.fspath(path)
+            raise
+    frames = np.concatenate(spectra, axis=0)  # frame-major: the files one after the other
+    del spectra
+    Y = frames.T
+    result = factorize(
+        Y,
+        settings.n_components,
+        **settings.nmf_kwargs(),
+        callback=callback,
+        overwrite_input=True,
+        blas_threads=1,
+    )
+    order = _centroid_order(result.bases)
+    model_settings = {
+        "kind": "source",
+        "name": name,
+        "stft": settings.stft.as_dict(),
+        "power": float(settings.power),
+        "sample_rate": int(rate),
+        "nmf": result.settings,
+        "training": [p.name for p in paths],
+        "training_frames": int(Y.shape[1]),
+    }
+    return Model(
+        bases=np.ascontiguousarray(result.bases[:, order]),
+        activations=None,
+        names=(name,) * settings.n_components,
+        sample_rate=int(rate),
+        settings=model_settings,
+        objective=result.objective,
+    )
