@@ -22,8 +22,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .audio import atomic_write
-from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, NmfsepError, ParameterError, keyword_spelling
+from .atomic import atomic_write
+from .errors import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    NmfsepError,
+    ParameterError,
+    keyword_spelling,
+    render,
+)
 from .interrupts import Interrupted, raise_interrupted
 from .plan import AUDIO_EXTENSIONS, Track, collect_inputs
 
@@ -79,7 +87,7 @@ def process_file(
             result = separate_file(track.path, track=track.name, callback=callback, **settings)
         outcome.outputs = [os.fspath(p) for p in result.outputs]
         outcome.warnings = [
-            str(w.message)
+            render(str(w.message), spelling)
             for w in caught
             if not issubclass(w.category, (DeprecationWarning, PendingDeprecationWarning))
         ]
@@ -200,7 +208,7 @@ def _iter_dask(inputs, settings, spelling, address) -> Iterator[Outcome]:
     try:
         from dask.distributed import Client, as_completed
     except ImportError:
-        raise ParameterError("--scheduler needs dask.distributed: pip install 'nmfsep[dask]'") from None
+        raise ParameterError("a Dask scheduler needs dask.distributed: pip install 'nmfsep[dask]'") from None
     try:
         client = Client(address, timeout="5s")
     except (OSError, TimeoutError, ValueError) as exc:

@@ -12,13 +12,13 @@ import sys
 import time
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import click
 
-from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, NmfsepError, ParameterError
-from .options import FIGURE_DEFAULTS, FIGURE_OPTIONS, OPTIONS, Options, parse_size, spell_flag
+from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, NmfsepError, ParameterError, render
+from .options import EVAL_OPTIONS, FIGURE_DEFAULTS, FIGURE_OPTIONS, OPTIONS, Options, parse_size, spell_flag
 from .plan import check_new_file
 from .version import __version__
 
@@ -61,7 +61,7 @@ def _options_of(command: str):
     """Decorator: every option of OPTIONS that ``command`` offers."""
 
     def decorate(function):
-        for option in reversed([o for o in OPTIONS + FIGURE_OPTIONS if command in o.commands]):
+        for option in reversed([o for o in OPTIONS + FIGURE_OPTIONS + EVAL_OPTIONS if command in o.commands]):
             function = _click_option(option, command)(function)
         return function
 
@@ -181,18 +181,13 @@ def separate(
     iterations = settings["max_iter"] * settings["n_init"]
     lossy = settings["format"] in LOSSY_FORMATS
 
-    with _progress(len(run.tracks), "files", tty and not per_file) as advance:
-        bars: list = []
+    with _progress(len(run.tracks), "files", tty and not per_file) as advance, ExitStack() as file_bar:
 
         def callback_for(path):  # one file in-process on a terminal: a bar over its iterations
-            if not per_file:
-                return None
-            bars.append(_progress(iterations, path.name, True))
-            return bars[-1].__enter__()
+            return file_bar.enter_context(_progress(iterations, path.name, True)) if per_file else None
 
         def on_outcome(outcome):
-            while bars:
-                bars.pop().__exit__(None, None, None)
+            file_bar.close()
             if advance is not None:
                 click.echo("\r\033[K", nl=False, err=True)  # clear the bar's line before printing
             for line in batch.report_lines(outcome, quiet=quiet, debug=debug, lossy=lossy):
@@ -338,9 +333,7 @@ def learn(inputs, output, name, quiet, debug, **settings):
               help="Reference file or folder (repeatable).")  # fmt: skip
 @click.option("--estimate", "estimates", multiple=True, required=True, type=click.Path(path_type=Path),
               help="Estimate file or folder (repeatable).")  # fmt: skip
-@click.option(
-    "--permute", is_flag=True, help="Match estimates to references by the best permutation, not by name."
-)
+@_options_of("eval")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 def evaluate_command(references, estimates, permute, as_json, debug):
@@ -383,7 +376,7 @@ def _guarded(path: Path, work, total: int, quiet: bool, debug: bool) -> None:
     if not quiet:
         for warning in caught:
             if not issubclass(warning.category, (DeprecationWarning, PendingDeprecationWarning)):
-                click.echo(f"Warning: {warning.message} ({path})", err=True)
+                click.echo(f"Warning: {render(str(warning.message), spell_flag)} ({path})", err=True)
         click.echo(summary, err=True)
     sys.exit(EXIT_OK)
 

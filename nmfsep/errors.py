@@ -26,6 +26,11 @@ def keyword_spelling(name: str, value: str | None) -> str:
     return name if value is None else f"{name}={value}"
 
 
+def render(text: str, spell: Callable[[str, str | None], str] = keyword_spelling) -> str:
+    """A message (of an error or a warning) with every ``[[name=value]]`` spelled by ``spell``."""
+    return _OPTION.sub(lambda match: spell(match.group(1), match.group(2)), text)
+
+
 class NmfsepError(Exception):
     """Base class of every error nmfsep raises on purpose.
 
@@ -51,7 +56,7 @@ class NmfsepError(Exception):
 
     def render(self, spell: Callable[[str, str | None], str] = keyword_spelling) -> str:
         """The message with every option spelled by ``spell(name, value)``, and the file."""
-        text = _OPTION.sub(lambda match: spell(match.group(1), match.group(2)), self.message)
+        text = render(self.message, spell)
         return text if self.path is None else f"{text} ({self.path})"
 
     def __str__(self) -> str:

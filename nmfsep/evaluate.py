@@ -84,7 +84,7 @@ def match_files(
             return [(references[0], estimates[0])]
         raise ParameterError(
             f"no estimate named {', '.join(missing)} (estimates: {', '.join(sorted(by_name))}); "
-            "use --permute to match by the best permutation"
+            "use [[permute=True]] to match by the best permutation"
         )
     return [(r, by_name[r.stem]) for r in references]
 

@@ -3,7 +3,7 @@
 The batch runner installs :func:`raise_interrupted` as the handler of SIGINT and SIGTERM, so that a
 signal unwinds the running file like an exception (temporary files removed by ``atomic_write``).
 Python runs signal handlers in the main thread between two bytecodes, which can be inside
-``tempfile.mkstemp`` after the file exists but before its name is returned; :func:`held` defers the
+creating a temporary file after it exists but before its name is recorded; :func:`held` defers the
 exception to the end of such a step. Blocking the signal with ``pthread_sigmask`` is not enough: any
 other thread (BLAS, FFT) may take it and Python still runs the handler in the main thread.
 """

@@ -273,8 +273,20 @@ FIGURE_OPTIONS: tuple[Option, ...] = (
     ),
 )
 
+#: The options of ``nmfsep eval`` (:func:`nmfsep.evaluate`).
+EVAL_OPTIONS: tuple[Option, ...] = (
+    Option(
+        "permute",
+        ("--permute",),
+        "flag",
+        False,
+        "Match estimates to references by the best permutation, not by name.",
+        commands=frozenset({"eval"}),
+    ),
+)
+
 #: The options by API name.
-BY_NAME: dict[str, Option] = {option.name: option for option in OPTIONS + FIGURE_OPTIONS}
+BY_NAME: dict[str, Option] = {option.name: option for option in OPTIONS + FIGURE_OPTIONS + EVAL_OPTIONS}
 
 #: ``learn`` fits more bases than a separation has components.
 LEARN_COMPONENTS = BY_NAME["n_components"].default_for("learn")

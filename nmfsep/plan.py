@@ -362,7 +362,7 @@ def read_record(path: str | os.PathLike) -> dict | None:
 
 def write_record(path: str | os.PathLike, record: dict) -> None:
     """Write a settings record atomically (it always replaces an older one)."""
-    from .audio import atomic_write
+    from .atomic import atomic_write
 
     def write(tmp: str) -> None:
         with open(tmp, "w", encoding="utf-8") as handle:

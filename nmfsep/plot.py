@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .audio import atomic_write
+from .atomic import atomic_write
 from .errors import OutputError, ParameterError
 from .masks import iter_group_masks
 
@@ -396,7 +396,7 @@ def draw(data: PlotData, what: str = "overview", style: Style = Style()):
     if what not in FIGURES:
         raise ParameterError(f"what={what!r} is not one of {list(VIEWS)}")
     if what != "spectrogram" and (data.bases is None or data.activations is None):
-        raise ParameterError(f"--what {what} needs a factorization (bases and activations)")
+        raise ParameterError(f"[[what={what}]] needs a factorization (bases and activations)")
     return FIGURES[what](data, style)
 
 

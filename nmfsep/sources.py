@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .audio import atomic_write
+from .atomic import atomic_write
 from .errors import ModelFileError, ParameterError
 
 FORMAT_NAME = "nmfsep-model"
@@ -51,7 +51,7 @@ class Model:
 
 
 def save_model(path: str | os.PathLike, model: Model, *, overwrite: bool = False) -> Path:
-    """Write ``model`` to ``path`` atomically (see :func:`nmfsep.audio.atomic_write`)."""
+    """Write ``model`` to ``path`` atomically (see :func:`nmfsep.atomic.atomic_write`)."""
     arrays = {
         "format": np.array(FORMAT_NAME),
         "version": np.array(FORMAT_VERSION),

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from nmfsep import audio
+from nmfsep import atomic, audio
 from nmfsep.errors import AudioError, NmfsepWarning, OutputError, ParameterError
 
 
@@ -109,7 +109,7 @@ def test_atomic_write_leaves_nothing_when_the_writer_fails(tmp_path):
         raise RuntimeError("disk full")
 
     with pytest.raises(RuntimeError):
-        audio.atomic_write(tmp_path / "sub" / "x.wav", failing)
+        atomic.atomic_write(tmp_path / "sub" / "x.wav", failing)
     assert os.listdir(tmp_path / "sub") == []
 
 
@@ -180,7 +180,7 @@ def test_outputs_get_the_permissions_of_any_new_file(tmp_path, mask):
     previous = os.umask(mask)
     try:
         saved = audio.save(tmp_path / "saved.wav", np.zeros((1, 100)), 8000)
-        written = audio.atomic_write(tmp_path / "written.txt", lambda tmp: Path(tmp).write_text("x"))
+        written = atomic.atomic_write(tmp_path / "written.txt", lambda tmp: Path(tmp).write_text("x"))
         with audio.AudioWriters([tmp_path / "streamed.flac"], 8000, 1, format="flac") as writers:
             writers.write(0, np.zeros((1, 100), dtype=np.float32))
         plain = tmp_path / "plain"
@@ -227,17 +227,17 @@ print("ok")
 
 def test_temporary_names_are_hidden_and_cleaned_up(tmp_path, monkeypatch):
     seen = []
-    audio.atomic_write(tmp_path / "x.wav", lambda tmp: seen.append(tmp) or Path(tmp).write_bytes(b"1"))
+    atomic.atomic_write(tmp_path / "x.wav", lambda tmp: seen.append(tmp) or Path(tmp).write_bytes(b"1"))
     (tmp,) = seen
     assert os.path.isabs(tmp) and Path(tmp).parent == tmp_path
     assert re.fullmatch(r"\.x\.wav\.[0-9a-f]{8}\.part", Path(tmp).name)
     assert sorted(os.listdir(tmp_path)) == ["x.wav"]
     # a name already taken is skipped, never opened
     taken = iter(["00000000", "00000000", "11111111"])
-    monkeypatch.setattr(audio.secrets, "token_hex", lambda _: next(taken))
+    monkeypatch.setattr(atomic.secrets, "token_hex", lambda _: next(taken))
     (tmp_path / ".y.wav.00000000.part").write_bytes(b"someone else's")
     created = []
-    assert audio._temporary(tmp_path / "y.wav", created).endswith(".y.wav.11111111.part")
+    assert atomic.temporary(tmp_path / "y.wav", created).endswith(".y.wav.11111111.part")
     assert [Path(p).name for p in created] == [".y.wav.11111111.part"]
     assert (tmp_path / ".y.wav.00000000.part").read_bytes() == b"someone else's"
 
@@ -258,13 +258,13 @@ def test_an_interrupt_held_over_creating_a_temporary_file_still_removes_it(tmp_p
         return fd
 
     try:
-        audio.os.open = open_then_signal
+        atomic.os.open = open_then_signal
         with pytest.raises(Interrupted):
             with audio.AudioWriters([tmp_path / "a.wav", tmp_path / "b.wav"], 8000, 1):
                 pass
         with pytest.raises(Interrupted):
-            audio.atomic_write(tmp_path / "c.wav", lambda tmp: None)
+            atomic.atomic_write(tmp_path / "c.wav", lambda tmp: None)
     finally:
-        audio.os.open = real_open
+        atomic.os.open = real_open
         signal.signal(signal.SIGTERM, previous)
     assert os.listdir(tmp_path) == []
