@@ -77,12 +77,12 @@ import json, sys, warnings
 sys.path.insert(0, {tests!r})
 import nmfsep
 from nmfsep.errors import NmfsepWarning, ParameterError
-from nmfsep.nmf import factorize, kernels_need_compiling, numba_status, updates
+from nmfsep.nmf import backend, factorize, kernels_need_compiling, numba_status
 from test_fallback import _factorize_cases
 import numpy as np
 
 report = {{"package": nmfsep.__file__}}
-updates.preload_kernels(4, 1.0)  # records the failure, raises nothing
+backend.preload_kernels(4, 1.0)  # records the failure, raises nothing
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
     np.savez({out!r}, **_factorize_cases())

@@ -127,7 +127,7 @@ def test_kernels_give_the_same_iterates(rng, beta, sparsity, n_fixed, rank, dtyp
 
 
 def test_auto_kernel_by_rank(low_rank):
-    from nmfsep.nmf.updates import EUC_NUMBA_MAX_RANK, NUMBA_MAX_RANK
+    from nmfsep.nmf.backend import EUC_NUMBA_MAX_RANK, NUMBA_MAX_RANK
 
     data = np.tile(low_rank, (2, 1))
     small = factorize(low_rank, 2, max_iter=1)

@@ -11,10 +11,10 @@ Y is non-negative data (K frequency bins x N frames), H holds the spectral *base
 component) and U the *activations* (one row per component).
 """
 
+from .backend import kernels_need_compiling, numba_status, preload_kernels
 from .divergence import DIVERGENCES, beta_divergence, beta_from_name, mm_exponent
 from .factorize import DEFAULT_FLOOR, NMFResult, Progress, check_parameters, factorize
 from .init import nndsvda_init, random_init
-from .updates import kernels_need_compiling, numba_status, preload_kernels
 
 __all__ = [
     "DEFAULT_FLOOR",

@@ -12,9 +12,10 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from ..errors import ParameterError
+from .backend import resolve_kernel
 from .divergence import beta_from_name
 from .init import INITS, nndsvda_init, random_init
-from .updates import MMWorkspace, resolve_kernel
+from .updates import MMWorkspace
 
 NORMS = ("l2", "l1")
 
