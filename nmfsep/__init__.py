@@ -17,13 +17,13 @@ from .audio import Audio
 from .audio import load as load_audio
 from .audio import save as save_audio
 from .errors import AudioError, ModelFileError, NmfsepError, NmfsepWarning, OutputError, ParameterError
-from .evaluate import Scores, evaluate
 from .figures import plot_data
 from .files import FileResult, separate_file
 from .masks import iter_masks, soft_masks
 from .nmf import NMFResult, Progress, beta_divergence, factorize
 from .options import Options
 from .pipeline import Separation, learn, separate
+from .scoring import Scores, evaluate
 from .sources import Model, load_model, save_model
 from .spectrogram import STFTSettings, istft, stft
 from .version import __version__

@@ -345,7 +345,7 @@ def evaluate_command(references, estimates, permute, as_json, debug):
     """
     import json
 
-    from .evaluate import evaluate
+    from .scoring import evaluate
 
     try:
         scores = evaluate(list(references), list(estimates), permute=permute)

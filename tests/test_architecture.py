@@ -342,3 +342,14 @@ def test_the_checks_find_cycles_and_private_names(tmp_path):
 
 if __name__ == "__main__":
     print(report(show_all="--all" in sys.argv[1:]))
+
+
+def test_no_public_name_is_both_a_module_and_something_else():
+    """``nmfsep.separate`` was a module and a function: which one a user got depended on imports."""
+    import pkgutil
+
+    import nmfsep
+
+    modules = {info.name for info in pkgutil.iter_modules(nmfsep.__path__)}
+    clashes = sorted(name for name in modules & set(nmfsep.__all__))
+    assert clashes == []

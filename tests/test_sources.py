@@ -13,7 +13,7 @@ from conftest import ROOT, SPEECH_SAMPLE
 
 import nmfsep
 from nmfsep.cli import main
-from nmfsep.evaluate import evaluate
+from nmfsep.scoring import evaluate
 
 DATA = ROOT / "tests" / "data" / "speech_vibraphone"
 FAST = ["--max-iter", "30"]
