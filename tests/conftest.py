@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +14,18 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "samples" / "hotcrossbuns_piano.wav"
 SAMPLE_SOURCES = ROOT / "tests" / "data" / "hotcrossbuns"
 SPEECH_SAMPLE = ROOT / "samples" / "speech_vibraphone.wav"
+
+
+def run_cli(*args, cwd=None, stdin=None, timeout=300) -> subprocess.CompletedProcess:
+    """The real CLI in a subprocess (``python -m nmfsep``), as a shell script runs it; text output."""
+    return subprocess.run(
+        [sys.executable, "-m", "nmfsep", *map(str, args)],
+        cwd=cwd,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import soundfile as sf
+from conftest import run_cli
 
 from nmfsep.batch import AUDIO_EXTENSIONS, collect_inputs
 from nmfsep.errors import ParameterError
@@ -20,15 +21,7 @@ HERE = Path(__file__).resolve().parent
 FAST = ["-m", "2", "--max-iter", "10"]
 
 
-def nmfsep(*args, cwd=None, stdin=None, timeout=300):
-    return subprocess.run(
-        [sys.executable, "-m", "nmfsep", *map(str, args)],
-        cwd=cwd,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+nmfsep = run_cli
 
 
 @pytest.fixture

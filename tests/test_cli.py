@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from click.testing import CliRunner
+from conftest import run_cli
 
 import nmfsep
 from nmfsep.cli import main
@@ -230,14 +231,7 @@ def test_quiet_prints_only_errors(song, tmp_path):
     assert result.exit_code == 0 and result.stderr == "" and result.stdout == ""
 
 
-def _subprocess(*args, cwd):
-    return subprocess.run(
-        [sys.executable, "-m", "nmfsep", *map(str, args)],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+_subprocess = run_cli
 
 
 def test_real_subprocess_exit_codes_and_outputs(song, tmp_path):

@@ -7,24 +7,16 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import run_cli
 
 FAST = ["--max-iter", "10"]
 
 
-def nmfsep(*args, cwd=None):
-    return subprocess.run(
-        [sys.executable, "-m", "nmfsep", *map(str, args)],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+nmfsep = run_cli
 
 
 @pytest.fixture
