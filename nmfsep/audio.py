@@ -25,6 +25,14 @@ from .errors import AudioError, NmfsepWarning, OutputError, ParameterError
 #: Output formats: the ``--format`` value, which is also the file extension, to soundfile's name.
 FORMATS = {"wav": "WAV", "flac": "FLAC", "ogg": "OGG"}
 
+#: Output formats whose encoding changes the samples (lossy): what is written is not what was computed.
+LOSSY_FORMATS = frozenset({"ogg"})
+
+#: File extensions taken from folders (case-insensitive); files named explicitly are always tried.
+AUDIO_EXTENSIONS = frozenset(
+    ".wav .wave .flac .ogg .oga .opus .mp3 .aif .aiff .aifc .au .snd .caf .w64 .rf64 .m4a .wma".split()
+)
+
 _FLOAT_SUBTYPES = {"FLOAT", "DOUBLE"}
 
 
@@ -216,7 +224,7 @@ def resample(samples: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
     import librosa
 
     if target_sr <= 0:
-        raise ParameterError(f"sr={target_sr} must be a positive integer")
+        raise ParameterError(f"[[sr={target_sr}]] must be a positive integer")
     out = librosa.resample(samples, orig_sr=orig_sr, target_sr=target_sr, res_type="soxr_hq", axis=-1)
     return np.ascontiguousarray(out, dtype=np.float32)
 
@@ -233,13 +241,13 @@ def output_subtype(format: str, requested: str | None, input_subtype: str | None
         For an unknown format or a subtype the format cannot hold.
     """
     if format not in FORMATS:
-        raise ParameterError(f"format={format!r} is not one of {list(FORMATS)}")
+        raise ParameterError(f"[[format={format!r}]] is not one of {list(FORMATS)}")
     container = FORMATS[format]
     if requested is not None:
         subtype = requested.upper()
         if not sf.check_format(container, subtype):
             allowed = sorted(sf.available_subtypes(container))
-            raise ParameterError(f"subtype={requested!r} is not available for {format}; one of {allowed}")
+            raise ParameterError(f"[[subtype={requested!r}]] is not available for {format}; one of {allowed}")
         return subtype
     candidates = [input_subtype]
     if input_subtype in _FLOAT_SUBTYPES or input_subtype == "PCM_32":

@@ -33,7 +33,7 @@ from .errors import (
     render,
 )
 from .interrupts import Interrupted, raise_interrupted
-from .plan import AUDIO_EXTENSIONS, Track, collect_inputs
+from .plan import Track
 
 DONE, SKIPPED, FAILED = "done", "skipped", "failed"
 EXIT_SIGNAL = {signal.SIGINT: EXIT_INTERRUPTED, signal.SIGTERM: 128 + int(signal.SIGTERM)}
@@ -330,11 +330,9 @@ def exit_code(outcomes: list[Outcome], stopped: int | None) -> int:
 
 
 __all__ = [
-    "AUDIO_EXTENSIONS",
     "Interrupted",
     "Outcome",
     "Track",
-    "collect_inputs",
     "exit_code",
     "json_line",
     "process_file",

@@ -17,13 +17,11 @@ from pathlib import Path
 
 import click
 
+from .audio import LOSSY_FORMATS
 from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, NmfsepError, ParameterError, render
-from .options import EVAL_OPTIONS, FIGURE_DEFAULTS, FIGURE_OPTIONS, OPTIONS, Options, parse_size, spell_flag
+from .options import ALL_OPTIONS, FIGURE_DEFAULTS, Options, parse_size, spell_flag
 from .plan import check_new_file
 from .version import __version__
-
-#: Output formats whose encoding changes the samples: their parts no longer sum to the input.
-LOSSY_FORMATS = {"ogg"}
 
 #: How long the first run's numba compilation takes (KL, rank 4, float32; measured 22-43 s on 2 busy cores).
 COMPILE_SECONDS = "20-45"
@@ -52,7 +50,8 @@ def _click_option(option, command: str):
         option.name,
         type=kind,
         default=default,
-        show_default=option.shown if default is None else True,
+        show_default=option.shown if default is None else default != (),
+        multiple=option.multiple,
         help=option.help,
     )
 
@@ -61,11 +60,17 @@ def _options_of(command: str):
     """Decorator: every option of OPTIONS that ``command`` offers."""
 
     def decorate(function):
-        for option in reversed([o for o in OPTIONS + FIGURE_OPTIONS + EVAL_OPTIONS if command in o.commands]):
+        for option in reversed([o for o in ALL_OPTIONS if command in o.commands]):
             function = _click_option(option, command)(function)
         return function
 
     return decorate
+
+
+def _reporting(function):
+    """Decorator: ``-q/--quiet`` and ``--debug``."""
+    function = click.option("--debug", is_flag=True, help="Show tracebacks (also a worker's).")(function)
+    return click.option("-q", "--quiet", is_flag=True, help="Print errors only.")(function)
 
 
 def _message(error: NmfsepError) -> str:
@@ -85,15 +90,27 @@ def _fail(error: NmfsepError, debug: bool = False, before_work: bool = True) -> 
     sys.exit(EXIT_FAILED)
 
 
+class _Bar:
+    """Advances a click progress bar by one per call; drawn complete at the end only if ``finished``."""
+
+    def __init__(self, bar) -> None:
+        self.bar, self.finished = bar, False
+
+    def __call__(self, *_) -> None:
+        self.bar.update(1)
+
+
 @contextmanager
-def _progress(length: int, label: str, enabled: bool) -> Iterator:
-    """A progress bar on stderr (only on a terminal); yields ``update()`` or None. Completes on success."""
+def _progress(length: int, label: str, enabled: bool) -> Iterator[_Bar | None]:
+    """A progress bar on stderr (only on a terminal), or None."""
     if not enabled or length <= 0:
         yield None
         return
     with click.progressbar(length=length, label=label, file=sys.stderr, show_eta=True, show_pos=True) as bar:
-        yield lambda *_: bar.update(1)
-        bar.update(bar.length - bar.pos)  # converged early: show the work as complete
+        handle = _Bar(bar)
+        yield handle
+        if handle.finished:  # converged early: the work is complete (not after a failure or a skip)
+            bar.update(bar.length - bar.pos)
 
 
 def _announce_compiling(rank: int, beta: float) -> None:
@@ -121,9 +138,6 @@ def main() -> None:
     "--plot", is_flag=True, help="Also draw the overview figure next to the components (overview.png)."
 )
 @click.option(
-    "-r", "--recursive", is_flag=True, help="Search folders recursively; outputs mirror their tree."
-)
-@click.option(
     "--from-list", type=click.File("r"), help="Read more input paths from this file ('-': stdin; # comments)."
 )
 @click.option(
@@ -136,13 +150,8 @@ def main() -> None:
     "--manifest", type=click.Path(path_type=Path, dir_okay=False), help="Write a JSON record of every input."
 )
 @click.option("--json", "json_lines", is_flag=True, help="Print one JSON object per input to stdout.")
-@click.option("--source", "sources", multiple=True, type=click.Path(path_type=Path, dir_okay=False),
-              help="Supervised: a source model from `nmfsep learn` (repeat per source); outputs get its name.")  # fmt: skip
-@click.option("-q", "--quiet", is_flag=True, help="Print errors only.")
-@click.option("--debug", is_flag=True, help="Show tracebacks (also a worker's).")
-def separate(
-    inputs, plot, recursive, from_list, jobs, scheduler, manifest, json_lines, quiet, debug, **settings
-):
+@_reporting
+def separate(inputs, plot, from_list, jobs, scheduler, manifest, json_lines, quiet, debug, **settings):
     """Separate INPUTS (files or folders) into M components, one audio file per component.
 
     \b
@@ -165,7 +174,6 @@ def separate(
     try:
         run = plan_separation(
             inputs,
-            recursive=recursive,
             from_list=list(from_list) if from_list is not None else [],
             plot=plot,
             also_writes=[manifest] if manifest is not None else [],
@@ -179,14 +187,21 @@ def separate(
     tty = sys.stderr.isatty() and not quiet
     per_file = tty and len(run.tracks) == 1 and jobs == 1 and not scheduler
     iterations = settings["max_iter"] * settings["n_init"]
-    lossy = settings["format"] in LOSSY_FORMATS
+    lossy = settings["format"] in LOSSY_FORMATS  # the parts no longer sum exactly to the input
 
     with _progress(len(run.tracks), "files", tty and not per_file) as advance, ExitStack() as file_bar:
+        bars: list[_Bar] = []
 
         def callback_for(path):  # one file in-process on a terminal: a bar over its iterations
-            return file_bar.enter_context(_progress(iterations, path.name, True)) if per_file else None
+            if per_file:
+                bars.append(file_bar.enter_context(_progress(iterations, path.name, True)))
+                return bars[-1]
+            return None
 
         def on_outcome(outcome):
+            for bar in bars:
+                bar.finished = outcome.status == "done"
+            bars.clear()
             file_bar.close()
             if advance is not None:
                 click.echo("\r\033[K", nl=False, err=True)  # clear the bar's line before printing
@@ -234,8 +249,7 @@ def separate(
     "--spectrogram-only", is_flag=True, help="Only the input spectrogram (same as --what spectrogram)."
 )
 @_options_of("plot")
-@click.option("-q", "--quiet", is_flag=True, help="Print errors only.")
-@click.option("--debug", is_flag=True, help="Show tracebacks.")
+@_reporting
 def plot(input_path, output, model, spectrogram_only, quiet, debug, **settings):
     """Draw INPUT (audio, or a model .npz saved by separate) and its factorization.
 
@@ -244,7 +258,7 @@ def plot(input_path, output, model, spectrogram_only, quiet, debug, **settings):
       nmfsep plot song.wav --what components -o c.pdf   every component's masked spectrogram
       nmfsep plot separated/song/model.npz -o m.svg     a saved model, no refit
     """
-    from .figures import plot_data
+    from .figures import needs_factorization, plot_data
     from .plot import Style, draw, figure_format, save_figure
 
     figure = {key: settings.pop(key) for key in FIGURE_DEFAULTS}
@@ -252,16 +266,13 @@ def plot(input_path, output, model, spectrogram_only, quiet, debug, **settings):
     what = "spectrogram" if spectrogram_only else what
     output = output or Path(input_path.stem + ("" if what == "overview" else f".{what}") + ".png")
     force = settings.pop("force")
-    is_model = input_path.suffix.lower() == ".npz"
     try:
         options = Options.from_keywords(**settings)
         figure_format(output)
         style = Style(**{**figure, "size": parse_size(figure["size"])})
-        if model is not None and is_model:
-            raise ParameterError("--model goes with an audio INPUT; to draw a model alone, give it as INPUT")
+        needs_fit = needs_factorization(input_path, model, what)
     except NmfsepError as error:
         _fail(error)
-    needs_fit = what != "spectrogram" and model is None and not is_model
 
     def work(callback):
         check_new_file(output, force)  # before the analysis, not after it
@@ -289,10 +300,8 @@ def plot(input_path, output, model, spectrogram_only, quiet, debug, **settings):
     type=click.Path(path_type=Path, dir_okay=False),
     help="Model file (.npz).  [default: NAME.npz]",
 )
-@click.option("--name", help="The source's name (its output file name).  [default: first file's name]")
 @_options_of("learn")
-@click.option("-q", "--quiet", is_flag=True, help="Print errors only.")
-@click.option("--debug", is_flag=True, help="Show tracebacks.")
+@_reporting
 def learn(inputs, output, name, quiet, debug, **settings):
     """Learn the bases of one source from clean examples (INPUTS are concatenated in time).
 
@@ -302,15 +311,14 @@ def learn(inputs, output, name, quiet, debug, **settings):
     Use the same --n-fft, --hop, --power and divergence as the separation.
     """
     from .pipeline import learn as learn_model
-    from .sources import save_model
+    from .sources import check_source, save_model
 
     force = settings.pop("force")
     name = name or inputs[0].resolve().stem
     output = output or Path(f"{name}.npz")
     try:
         options = Options.from_keywords(**settings)
-        if output.suffix.lower() != ".npz":
-            raise ParameterError(f"the model file must end in .npz, not {output.name!r}")
+        check_source(name, output)
     except NmfsepError as error:
         _fail(error)
 
@@ -361,6 +369,8 @@ def _guarded(path: Path, work, total: int, quiet: bool, debug: bool) -> None:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 summary = work(callback)
+            if callback is not None:
+                callback.finished = True
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
         sys.exit(EXIT_INTERRUPTED)

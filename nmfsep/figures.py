@@ -46,6 +46,21 @@ def _plot_data_from(separation: Separation, magnitude: np.ndarray | None, title:
     )
 
 
+def needs_factorization(audio, model, what: str) -> bool:
+    """Whether drawing ``what`` of ``audio`` (a path or array; a ``.npz`` path is a saved model)
+    means factorizing it: not for the spectrogram alone, a saved model, or audio with its model.
+
+    Raises
+    ------
+    ParameterError
+        A saved model given both as the input and as ``model``.
+    """
+    is_model = isinstance(audio, (str, os.PathLike)) and Path(audio).suffix.lower() == ".npz"
+    if model is not None and is_model:
+        raise ParameterError("[[model]] goes with audio; to draw a saved model alone, give it as the input")
+    return what != "spectrogram" and model is None and not is_model
+
+
 def overview_data(separation: Separation, stream: audio_io.AudioStream, title: str):
     """What the overview figure of a separation shows: the stream's spectrogram and the model."""
     return _plot_data_from(

@@ -107,19 +107,26 @@ def prepare(
         figure_format(track_plan.plot_path)
     record = None
     if path.is_file():  # (a missing input fails on its own when it is opened)
+        # resolved values, so that equivalent spellings (-d is, --beta 0; pcm_16, PCM_16) match
+        recorded = {
+            k: v for k, v in settings.as_dict().items() if k not in ("divergence", "beta", "hop_length")
+        }
+        recorded |= {"beta": settings.resolved_beta, "hop_length": settings.stft.hop_length}
         record = plan.settings_record(
             path,
             {
-                **settings.as_dict(),
+                **recorded,
                 "sources": loaded.identity(),  # the bases, not the file names: a re-learned model counts
                 "filename": filename,
                 "format": format,
-                "subtype": subtype,
+                "subtype": subtype.upper() if subtype else None,
             },
-            list(track_plan.targets),
+            track_plan,
         )
     previous = plan.read_record(track_plan.record_path)
     skip, overwrite = plan.decide(track_plan, record, previous, force=force, skip_existing=skip_existing)
+    if not skip:  # a folder that cannot be written is found now, not after the factorization
+        plan.check_folders_writable({target.parent for target in track_plan.targets})
     return FileJob(
         path, settings, loaded, track_plan, format, subtype, skip, overwrite, record, previous, max_memory
     )
@@ -165,6 +172,10 @@ def run(
 def write(job: FileJob, stream: audio_io.AudioStream, subtype: str, separation: Separation) -> None:
     """Resynthesise and write every output, then the model, the figure and the settings record."""
     target = job.plan
+    if job.overwrite and job.previous is not None:
+        # the old record goes first: a run killed between replacing the outputs and writing the new
+        # record must leave outputs without a record (redone), never new outputs under an old record
+        target.record_path.unlink(missing_ok=True)
     writers = audio_io.AudioWriters(
         list(target.outputs),
         stream.sample_rate,
@@ -191,11 +202,10 @@ def write(job: FileJob, stream: audio_io.AudioStream, subtype: str, separation: 
 
         figure = overview_figure(overview_data(separation, stream, job.path.name))
         save_figure(figure, target.plot_path, overwrite=job.overwrite)
+    if job.overwrite and job.previous is not None:
+        plan.remove_stale_outputs(job.previous, target)  # before the record: none is left unlisted
     if job.record is not None:
         plan.write_record(target.record_path, job.record)
-    if job.overwrite and job.previous is not None:
-        # outputs of the replaced run that this one did not write (-m 2 after -m 4: c3, c4)
-        plan.remove_stale_outputs(job.previous, list(target.targets))
 
 
 def separate_file(

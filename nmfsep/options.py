@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from .audio import FORMATS
 from .errors import ParameterError
 from .nmf import beta_from_name, check_parameters
 from .nmf.init import INITS
@@ -34,7 +35,7 @@ DEFAULT_TEMPLATE = "{track}/{component}.{ext}"
 FIGURES = ("overview", "components", "spectrogram", "bases", "activations")
 
 #: Output formats: the ``--format`` value, which is also the file extension.
-FORMAT_NAMES = ("wav", "flac", "ogg")
+FORMAT_NAMES = tuple(FORMATS)
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ class Option:
     commands: frozenset[str] = frozenset({"separate", "plot", "learn"})
     shown: str | None = None
     per_command: tuple[tuple[str, Any], ...] = ()  #: (command, default) where a command differs
+    multiple: bool = False  #: given once per value (``--source a.npz --source b.npz``)
 
     def default_for(self, command: str) -> Any:
         """The default a CLI command shows and uses (the API's own, unless ``per_command`` says)."""
@@ -160,6 +162,23 @@ OPTIONS: tuple[Option, ...] = (
         0,
         "Semi-supervised: components learned freely besides --source, collected into --rest-name.",
         low=0,
+        commands=_SEPARATE,
+    ),
+    Option(
+        "sources",
+        ("--source",),
+        "path",
+        (),
+        "Supervised: a source model from `nmfsep learn` (repeat per source); outputs get its name.",
+        commands=_SEPARATE,
+        multiple=True,
+    ),
+    Option(
+        "recursive",
+        ("-r", "--recursive"),
+        "flag",
+        False,
+        "Search folders recursively; the outputs mirror their tree.",
         commands=_SEPARATE,
     ),
     Option(
@@ -273,6 +292,19 @@ FIGURE_OPTIONS: tuple[Option, ...] = (
     ),
 )
 
+#: The options of ``nmfsep learn`` besides the factorization's.
+LEARN_OPTIONS: tuple[Option, ...] = (
+    Option(
+        "name",
+        ("--name",),
+        "str",
+        None,
+        "The source's name (its output file name in supervised separation).",
+        commands=frozenset({"learn"}),
+        shown="the first file's name",
+    ),
+)
+
 #: The options of ``nmfsep eval`` (:func:`nmfsep.evaluate`).
 EVAL_OPTIONS: tuple[Option, ...] = (
     Option(
@@ -286,7 +318,9 @@ EVAL_OPTIONS: tuple[Option, ...] = (
 )
 
 #: The options by API name.
-BY_NAME: dict[str, Option] = {option.name: option for option in OPTIONS + FIGURE_OPTIONS + EVAL_OPTIONS}
+#: Every option of every command.
+ALL_OPTIONS: tuple[Option, ...] = OPTIONS + FIGURE_OPTIONS + LEARN_OPTIONS + EVAL_OPTIONS
+BY_NAME: dict[str, Option] = {option.name: option for option in ALL_OPTIONS}
 
 #: ``learn`` fits more bases than a separation has components.
 LEARN_COMPONENTS = BY_NAME["n_components"].default_for("learn")

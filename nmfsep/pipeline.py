@@ -23,7 +23,7 @@ from .blockwise import resynthesise, spectrogram_frames
 from .errors import AudioError, NmfsepError, NmfsepWarning, ParameterError
 from .nmf import Progress, factorize
 from .options import DEFAULTS, LEARN_COMPONENTS, Options, default_components, memory_budget
-from .sources import NO_SOURCES, Model, Sources, load_sources
+from .sources import NO_SOURCES, Model, Sources, check_source, load_sources
 from .spectrogram import STFTSettings, n_frames
 
 
@@ -431,8 +431,7 @@ def learn(
         raise ParameterError("learn needs at least one audio file")
     settings = Options.from_keywords(n_components=n_components, **options)
     name = name or paths[0].stem
-    if not name or "/" in name or name.startswith("."):
-        raise ParameterError(f"name={name!r} must be a plain file name")
+    check_source(name)
     rate = settings.sr
     spectra = []
     for path in paths:
@@ -446,6 +445,11 @@ def learn(
             raise
     frames = np.concatenate(spectra, axis=0)  # frame-major: the files one after the other
     del spectra
+    if settings.n_components > frames.shape[0]:
+        raise ParameterError(
+            f"[[n_components={settings.n_components}]] is more than the {frames.shape[0]} STFT frames "
+            f"of the training audio: use at most {frames.shape[0]} bases"
+        )
     Y = frames.T
     result = factorize(
         Y,

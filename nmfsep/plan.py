@@ -19,13 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .audio import AUDIO_EXTENSIONS
 from .errors import NmfsepWarning, OutputError, ParameterError
 from .version import __version__
-
-#: File extensions taken from folders (case-insensitive); files named explicitly are always tried.
-AUDIO_EXTENSIONS = frozenset(
-    ".wav .wave .flac .ogg .oga .opus .mp3 .aif .aiff .aifc .au .snd .caf .w64 .rf64 .m4a .wma".split()
-)
 
 #: Version of the settings record's layout.
 RECORD_VERSION = 1
@@ -57,14 +53,19 @@ class Track:
 
 
 def collect_inputs(
-    paths: Iterable[str | os.PathLike], *, recursive: bool = False, from_list: Iterable[str] = ()
+    paths: Iterable[str | os.PathLike],
+    *,
+    recursive: bool = False,
+    from_list: Iterable[str] = (),
+    exclude: Iterable[str | os.PathLike] = (),
 ) -> list[Track]:
     """Expand the command line into the list of input tracks: deduplicated, in a stable order.
 
     Files are kept as given (a missing file is kept too, and fails on its own). Folders contribute
     their audio files (by extension, sorted; sub-folders only with ``recursive``), named by their
     path relative to the folder (see :class:`Track`). ``from_list`` lines are paths; blank lines and
-    lines starting with ``#`` are ignored.
+    lines starting with ``#`` are ignored. Folder searches skip hidden folders and the folders in
+    ``exclude`` (the output folder: a rerun must not separate the last run's outputs).
 
     Raises
     ------
@@ -75,6 +76,7 @@ def collect_inputs(
     candidates = [Path(p) for p in paths] + [
         Path(line) for line in listed if line and not line.startswith("#")
     ]
+    excluded = [Path(folder).resolve() for folder in exclude]
     found: list[Track] = []
     for candidate in candidates:
         if not candidate.is_dir():
@@ -82,10 +84,15 @@ def collect_inputs(
             continue
         pattern = "**/*" if recursive else "*"
         audio = sorted(
-            p for p in candidate.glob(pattern) if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS
+            p
+            for p in candidate.glob(pattern)
+            if p.is_file()
+            and p.suffix.lower() in AUDIO_EXTENSIONS
+            and not any(part.startswith(".") for part in p.relative_to(candidate).parts[:-1])
+            and not any(_inside(p, folder) for folder in excluded)
         )
         if not audio:
-            where = "or its sub-folders" if recursive else "(use -r to search sub-folders)"
+            where = "or its sub-folders" if recursive else "(use [[recursive=True]] to search sub-folders)"
             raise ParameterError(f"no audio files in {candidate} {where}")
         found.extend(Track(p, p.relative_to(candidate).with_suffix("").as_posix()) for p in audio)
     unique: dict[str, Track] = {}
@@ -93,9 +100,14 @@ def collect_inputs(
         unique.setdefault(os.path.normpath(os.path.abspath(track.path)), track)
     if not unique:
         raise ParameterError(
-            "no input files (folders are searched for audio by extension; use -r to recurse)"
+            "no input files (folders are searched for audio by extension, sub-folders with [[recursive=True]])"
         )
     return list(unique.values())
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    """Whether ``path`` is inside ``folder`` (both resolved)."""
+    return folder in path.resolve().parents
 
 
 def output_names(
@@ -203,7 +215,7 @@ def plan_track(
     outputs = output_paths(filename, out_dir, track.name, names, format)
     model_path = None if save_model_to is None else Path(str(save_model_to).replace("{track}", track.name))
     plot_path = None if plot_to is None else Path(str(plot_to).replace("{track}", track.name))
-    plan = TrackPlan(track, tuple(outputs), model_path, plot_path, record_path(out_dir, filename, track.name))
+    plan = TrackPlan(track, tuple(outputs), model_path, plot_path, record_path(filename, track.name, outputs))
     if len(set(plan.targets)) != len(plan.targets):
         raise ParameterError("two outputs would have the same name")
     return plan
@@ -228,9 +240,13 @@ def plan_run(tracks: list[Track], names: list[str], **where: Any) -> list[TrackP
         for target in plan.targets:
             resolved = target.resolve()
             if resolved in owner:
+                hint = (
+                    "give their common folder (with [[recursive=True]]) so that each keeps its path"
+                    if "{track}" in str(where.get("filename", ""))
+                    else "use {track} in [[filename]]"
+                )
                 raise ParameterError(
-                    f"{owner[resolved]} and {plan.track.path} would both write {target}; "
-                    "use {track} in [[filename]]"
+                    f"{owner[resolved]} and {plan.track.path} would both write {target}; {hint}"
                 )
             owner[resolved] = plan.track.path
     return plans
@@ -314,17 +330,20 @@ def check_new_file(path: Path, force: bool) -> None:
     check_folders_writable([path.parent])
 
 
-def record_path(out_dir: str | os.PathLike, filename: str, track: str) -> Path:
-    """Where the settings record of ``track`` lives: beside its outputs, hidden.
+def record_path(filename: str, track: str, outputs: list[Path]) -> Path:
+    """Where the settings record of a track lives: hidden, in the folder that holds its outputs.
 
-    ``.nmfsep.json`` in the track's own folder when the template gives each track one
-    (``{track}/{component}.{ext}``), else ``.TRACK.nmfsep.json`` in the outputs' folder.
+    ``.nmfsep.json`` when that folder is the track's own (``{track}/{component}.{ext}``), else
+    ``.TRACK.nmfsep.json`` in the outputs' common folder (flat templates, or a folder per component).
     """
-    folder = Path(filename).parent
-    if "{track}" in str(folder):
-        return Path(out_dir) / str(folder).replace("{track}", track) / ".nmfsep.json"
-    track_path = Path(out_dir) / folder / track
-    return track_path.parent / f".{track_path.name}.nmfsep.json"
+    folder = Path(os.path.commonpath([os.path.abspath(p.parent) for p in outputs]))
+    template_folder = str(Path(filename).parent)
+    own = (
+        "{track}" in template_folder
+        and "{component}" not in template_folder
+        and "{index}" not in template_folder
+    )
+    return folder / (".nmfsep.json" if own else f".{Path(track).name}.nmfsep.json")
 
 
 def file_identity(path: str | os.PathLike) -> dict[str, Any]:
@@ -333,8 +352,10 @@ def file_identity(path: str | os.PathLike) -> dict[str, Any]:
     return {"path": os.path.abspath(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
 
-def settings_record(input_path: str | os.PathLike, settings: dict[str, Any], outputs: list[Path]) -> dict:
-    """What a track's outputs were made from: the input file, every setting, the output files."""
+def settings_record(input_path: str | os.PathLike, settings: dict[str, Any], plan: TrackPlan) -> dict:
+    """What a track's audio outputs were made from: the input file, every setting, the output files
+    (relative to the record's folder, so a copied or moved output folder still matches)."""
+    folder = plan.record_path.parent
     return json.loads(
         json.dumps(
             {
@@ -342,7 +363,9 @@ def settings_record(input_path: str | os.PathLike, settings: dict[str, Any], out
                 "nmfsep_version": __version__,
                 "input": file_identity(input_path),
                 "settings": settings,
-                "outputs": [os.path.abspath(p) for p in outputs],
+                "outputs": [
+                    Path(os.path.relpath(os.path.abspath(p), folder)).as_posix() for p in plan.outputs
+                ],
             },
             sort_keys=True,
             default=str,
@@ -372,17 +395,23 @@ def write_record(path: str | os.PathLike, record: dict) -> None:
     atomic_write(path, write, overwrite=True)
 
 
-def remove_stale_outputs(previous: dict, targets: list[Path]) -> list[Path]:
-    """Delete the files a previous record lists that are not among ``targets``; return them.
+def remove_stale_outputs(previous: dict, plan: TrackPlan) -> list[Path]:
+    """Delete the audio outputs a previous record of this track lists that this plan does not write
+    (``-m 2`` after ``-m 4``: ``c3``, ``c4``); return them.
 
-    Only files that the record names as outputs of this track are touched, never anything else.
+    Only names inside the record's folder are touched (never ``..`` or absolute ones), and never a
+    model or figure: the record lists only the audio outputs.
     """
-    keep = {os.path.abspath(target) for target in targets}
+    folder = plan.record_path.parent
+    keep = {os.path.abspath(p) for p in plan.outputs}
     removed = []
     for name in previous.get("outputs", []):
-        if isinstance(name, str) and os.path.abspath(name) not in keep and os.path.isfile(name):
-            os.unlink(name)
-            removed.append(Path(name))
+        if not isinstance(name, str) or os.path.isabs(name) or ".." in Path(name).parts:
+            continue
+        stale = folder / name
+        if os.path.abspath(stale) not in keep and stale.is_file():
+            stale.unlink()
+            removed.append(stale)
     return removed
 
 
@@ -437,6 +466,7 @@ def plan_separation(
     from .sources import load_sources
 
     settings = {name: settings.get(name, DEFAULTS[name]) for name in DEFAULTS} | settings
+    settings.pop("recursive")  # how inputs are found, not a setting of each file
     sources = settings.get("sources") or ()
     if settings["force"] and settings["skip_existing"]:
         raise ParameterError("[[force=True]] and [[skip_existing=True]] contradict each other")
@@ -460,7 +490,7 @@ def plan_separation(
         rest_name=options.rest_name,
     )
     check_template(settings["filename"], len(names))
-    tracks = collect_inputs(inputs, recursive=recursive, from_list=from_list)
+    tracks = collect_inputs(inputs, recursive=recursive, from_list=from_list, exclude=[settings["out_dir"]])
     plot_to = overview_template(settings["out_dir"], settings["filename"]) if plot else None
     plans = plan_run(
         tracks,

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from . import audio as audio_io
+from .audio import AUDIO_EXTENSIONS
 from .errors import AudioError, ParameterError
-from .plan import AUDIO_EXTENSIONS
 
 #: Lengths that differ by at most this fraction (or one STFT hop, 512 samples) are trimmed to the shorter.
 LENGTH_TOLERANCE = 0.005

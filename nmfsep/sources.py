@@ -148,6 +148,20 @@ def load_model(path: str | os.PathLike) -> Model:
     return Model(bases, activations, names, sample_rate, settings, objective)
 
 
+def check_source(name: str, path: str | os.PathLike | None = None) -> None:
+    """A source's name is a plain file name (its output file), and its model file ends in ``.npz``.
+
+    Raises
+    ------
+    ParameterError
+        Naming the bad value.
+    """
+    if not name or "/" in name or name.startswith("."):
+        raise ParameterError(f"[[name={name!r}]] must be a plain file name")
+    if path is not None and Path(path).suffix.lower() != ".npz":
+        raise ParameterError(f"the model file must end in .npz, not {Path(path).name!r}")
+
+
 def source_name(model: Model) -> str:
     """The source name of a learned model (``nmfsep learn --name``)."""
     return str(model.settings.get("name") or (model.names[0] if model.names else "source"))

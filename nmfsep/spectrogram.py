@@ -184,7 +184,7 @@ def frame_blocks(
 
     if n_samples < settings.n_fft:
         raise AudioError(
-            f"audio is shorter than one STFT frame ({n_samples} < n_fft={settings.n_fft} samples)"
+            f"audio is shorter than one STFT frame ({n_samples} < [[n_fft={settings.n_fft}]] samples)"
         )
     n_fft, hop = settings.n_fft, settings.hop_length
     left, _ = _padding(n_samples, settings)

@@ -14,8 +14,9 @@ import pytest
 import soundfile as sf
 from conftest import run_cli
 
-from nmfsep.batch import AUDIO_EXTENSIONS, collect_inputs
+from nmfsep.audio import AUDIO_EXTENSIONS
 from nmfsep.errors import ParameterError
+from nmfsep.plan import collect_inputs
 
 HERE = Path(__file__).resolve().parent
 FAST = ["-m", "2", "--max-iter", "10"]
@@ -67,7 +68,9 @@ def test_collect_inputs_order_dedupe_recursion_and_lists(folder):
     assert [(t.path.name, t.name) for t in listed] == [("c.wav", "c")]
     empty = folder / "empty"
     empty.mkdir()
-    with pytest.raises(ParameterError, match=r"no audio files in .*empty \(use -r to search sub-folders\)"):
+    with pytest.raises(
+        ParameterError, match=r"no audio files in .*empty \(use recursive=True to search sub-folders\)"
+    ):
         collect_inputs([empty])
     with pytest.raises(ParameterError, match="no audio files in .*empty or its sub-folders"):
         collect_inputs([empty], recursive=True)

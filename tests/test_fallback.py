@@ -77,12 +77,11 @@ import json, sys, warnings
 sys.path.insert(0, {tests!r})
 import nmfsep
 from nmfsep.errors import NmfsepWarning, ParameterError
-from nmfsep.nmf import backend, factorize, kernels_need_compiling, numba_status
+from nmfsep.nmf import factorize, kernels_need_compiling, numba_status
 from test_fallback import _factorize_cases
 import numpy as np
 
 report = {{"package": nmfsep.__file__}}
-backend.preload_kernels(4, 1.0)  # records the failure, raises nothing
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
     np.savez({out!r}, **_factorize_cases())
@@ -314,7 +313,7 @@ def test_kernels_need_compiling_reads_a_stale_cache_as_empty(warm_cache, tmp_pat
 
 def test_the_warm_up_covers_every_signature_the_engine_calls(warm_cache, tmp_path):
     """numba compiles per signature of argument types: if the engine called a kernel with types
-    the warm-up does not (a read-only or strided array, an int32), preloading would miss it and
+    the warm-up does not (a read-only or strided array, an int32), a first run would compile and
     ``kernels_need_compiling`` would answer for the wrong code."""
     from nmfsep.nmf import factorize, kernels
 

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
 import soundfile as sf
 from conftest import run_cli
+
+from nmfsep.errors import NmfsepWarning
 
 FAST = ["--max-iter", "10"]
 
@@ -110,7 +113,7 @@ def test_a_folder_without_audio_is_a_usage_error(tmp_path, song):
     (library / "album").mkdir(parents=True)
     (library / "album" / "01.wav").write_bytes(song.read_bytes())
     result = nmfsep("separate", library, "-o", tmp_path / "out")
-    _one_line_error(result, 2, f"no audio files in {library} (use -r to search sub-folders)")
+    _one_line_error(result, 2, f"no audio files in {library} (use --recursive to search sub-folders)")
 
 
 def test_a_music_library_mirrors_its_tree(tmp_path, song):
@@ -154,7 +157,8 @@ def test_skip_existing_redoes_outputs_made_with_other_settings(tmp_path, song):
     assert sorted(p.name for p in out.glob("*.wav")) == ["c1.wav", "c2.wav"]  # c3, c4 of -m 4 are gone
     assert not np.array_equal(sf.read(out / "c1.wav")[0], before)
     record = json.loads((out / ".nmfsep.json").read_text())
-    assert record["settings"]["n_components"] == 2 and record["settings"]["divergence"] == "is"
+    assert record["settings"]["n_components"] == 2 and record["settings"]["beta"] == 0.0
+    assert record["outputs"] == ["c1.wav", "c2.wav"]  # relative: a copied folder still matches
     # a replaced input is redone too, with the same settings
     os.utime(song, ns=(0, 0))
     touched = nmfsep(
@@ -188,3 +192,69 @@ def test_failures_in_workers_carry_their_traceback(tmp_path, song):
     assert failed[0]["traceback"].startswith("Traceback") and "open_stream" in failed[0]["traceback"]
     assert "Traceback (most recent call last)" in result.stderr  # --debug prints the worker's
     assert f"Error: not a readable audio file ({bad})" in result.stderr
+
+
+def test_skip_existing_matches_copies_and_equivalent_settings_and_deletes_nothing_else(tmp_path, song):
+    args = ["-m", "2", "-d", "is", *FAST, "--skip-existing"]
+    models = tmp_path / "models" / "{track}.npz"
+    first = nmfsep("separate", song, *args, "-o", tmp_path / "a", "--save-model", models)
+    assert first.returncode == 0, first.stderr
+    # a copy of the output folder is current too, and skipping it touches nothing in the original
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    copied = nmfsep("separate", song, *args, "-o", tmp_path / "b")
+    assert "skipped" in copied.stderr, copied.stderr
+    assert sorted(p.name for p in (tmp_path / "a" / "song").iterdir()) == [".nmfsep.json", "c1.wav", "c2.wav"]
+    # the same settings spelled otherwise, and without the model this time: still current, model kept
+    same = nmfsep("separate", song, "-m", "2", "--beta", "0", *FAST, "--skip-existing", "-o", tmp_path / "a")
+    assert "skipped" in same.stderr, same.stderr
+    assert (tmp_path / "models" / "song.npz").is_file()
+
+
+def test_a_redo_that_dies_before_its_record_is_redone_again(tmp_path, song, monkeypatch):
+    """The old record goes before the new outputs land: a crash in between never leaves new outputs
+    under the old settings' record (which --skip-existing would trust)."""
+    from nmfsep import files, plan
+
+    out = tmp_path / "out"
+    nmfsep_api = dict(out_dir=out, max_iter=10)
+    files.separate_file(song, 2, **nmfsep_api)
+
+    def crash(*args, **kwargs):
+        raise OSError("killed")
+
+    monkeypatch.setattr(plan, "write_record", crash)
+    with pytest.raises(OSError):
+        files.separate_file(song, 2, divergence="is", force=True, **nmfsep_api)
+    monkeypatch.undo()
+    with pytest.warns(NmfsepWarning, match="no record of how they were made"):
+        again = files.separate_file(song, 2, skip_existing=True, **nmfsep_api)
+    assert not again.skipped
+
+
+def test_record_and_search_stay_out_of_the_way(tmp_path, song):
+    result = nmfsep(
+        "separate", song, "-m", "2", *FAST, "-o", tmp_path / "o", "--filename", "{component}/{track}.{ext}"
+    )
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == [".song.nmfsep.json", "c1", "c2"]
+    # a folder search does not take the last run's outputs (inside the folder) as inputs
+    (tmp_path / "in").mkdir()
+    shutil.copy(song, tmp_path / "in" / "song.wav")
+    for _ in range(2):
+        run = nmfsep(
+            "separate",
+            tmp_path / "in",
+            "-r",
+            "-m",
+            "2",
+            *FAST,
+            "-o",
+            tmp_path / "in" / "separated",
+            "--force",
+        )
+        assert run.returncode == 0, run.stderr
+    assert sorted(p.relative_to(tmp_path / "in").as_posix() for p in (tmp_path / "in").rglob("*.wav")) == [
+        "separated/song/c1.wav",
+        "separated/song/c2.wav",
+        "song.wav",
+    ]

@@ -17,7 +17,9 @@ RUNS = 30
 AT_ONCE = 3  # CLI runs in parallel, besides one busy-loop process per core
 
 
-def test_thirty_runs_on_a_loaded_machine_all_succeed_with_the_same_bytes(tmp_path, piano_short):
+def test_thirty_runs_of_the_default_route_on_a_loaded_machine_all_succeed_with_the_same_bytes(
+    tmp_path, piano_short
+):
     signal, rate = piano_short
     mix = tmp_path / "mix.wav"
     sf.write(mix, signal[: 2 * rate], rate, subtype="PCM_16")
@@ -34,7 +36,7 @@ def test_thirty_runs_on_a_loaded_machine_all_succeed_with_the_same_bytes(tmp_pat
                         "separate",
                         mix,
                         "-m",
-                        "2",
+                        "4",
                         "--max-iter",
                         "5",
                         "-o",
@@ -56,6 +58,8 @@ def test_thirty_runs_on_a_loaded_machine_all_succeed_with_the_same_bytes(tmp_pat
             process.wait()
     failures = [(code, stderr) for code, stderr in results if code != 0 or stderr]
     assert failures == [], f"{len(failures)} of {RUNS} runs failed: {failures[:3]}"
-    reference = [(tmp_path / "run0" / "mix" / f"c{j}.wav").read_bytes() for j in (1, 2)]
+    reference = [(tmp_path / "run0" / "mix" / f"c{j}.wav").read_bytes() for j in (1, 2, 3, 4)]
     for run in range(1, RUNS):
-        assert [(tmp_path / f"run{run}" / "mix" / f"c{j}.wav").read_bytes() for j in (1, 2)] == reference
+        assert [
+            (tmp_path / f"run{run}" / "mix" / f"c{j}.wav").read_bytes() for j in (1, 2, 3, 4)
+        ] == reference

@@ -11,7 +11,7 @@ Y is non-negative data (K frequency bins x N frames), H holds the spectral *base
 component) and U the *activations* (one row per component).
 """
 
-from .backend import kernels_need_compiling, numba_status, preload_kernels
+from .backend import kernels_need_compiling, numba_status
 from .divergence import DIVERGENCES, beta_divergence, beta_from_name, mm_exponent
 from .factorize import DEFAULT_FLOOR, NMFResult, Progress, check_parameters, factorize
 from .init import nndsvda_init, random_init
@@ -29,6 +29,5 @@ __all__ = [
     "mm_exponent",
     "nndsvda_init",
     "numba_status",
-    "preload_kernels",
     "random_init",
 ]

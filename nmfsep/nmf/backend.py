@@ -42,7 +42,7 @@ EUC_FUSED_MAX_RANK = 8
 # is known about it in this process: "import" -> None if numba and the kernels module import, else
 # why not (one line); (dtype name, family) -> the same for loading that family of kernels.
 _numba_states: dict[str | tuple[str, str], str | None] = {}
-_load_lock = threading.Lock()  # a preloading thread and factorize load each family once, in turn
+_load_lock = threading.Lock()  # concurrent factorize calls (threads) load each family once, in turn
 _warning_lock = threading.Lock()
 _fallback_warned = False
 
@@ -183,14 +183,6 @@ def resolve_kernel(kernel: str, n_components: int, beta: float, dtype=np.float32
         raise ParameterError(f"kernel='numba' cannot be used: {reason}")
     _warn_fallback(reason)
     return "numpy"
-
-
-def preload_kernels(n_components: int, beta: float, kernel: str = "auto", dtype=np.float32) -> None:
-    """Load the compiled kernels a factorization of this rank and beta will use (numba's cache
-    takes ~0.5 s to load), so that a caller can do it in a background thread while it reads the
-    data. Does nothing when no numba kernel is needed; a broken numba is not an error here, only
-    recorded (the factorization then warns, or raises for ``kernel="numba"``)."""
-    numba_status(n_components, beta, kernel, dtype)
 
 
 def kernels_need_compiling(

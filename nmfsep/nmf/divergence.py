@@ -45,10 +45,10 @@ def beta_from_name(divergence: str | float) -> float:
         key = divergence.strip().lower()
         if key in DIVERGENCES:
             return DIVERGENCES[key]
-        raise ParameterError(f"divergence={divergence!r} is not one of {sorted(DIVERGENCES)} or a number")
+        raise ParameterError(f"[[divergence={divergence!r}]] is not one of {sorted(DIVERGENCES)} or a number")
     beta = float(divergence)
     if not np.isfinite(beta):
-        raise ParameterError(f"beta={divergence!r} must be a finite number")
+        raise ParameterError(f"[[beta={divergence!r}]] must be a finite number")
     return beta
 
 

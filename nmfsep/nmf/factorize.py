@@ -136,21 +136,21 @@ def check_parameters(
         raise ParameterError(f"dtype={dtype} must be float32 or float64")
     beta_from_name(beta)
     if isinstance(n_components, bool) or int(n_components) != n_components or n_components < 0:
-        raise ParameterError(f"n_components={n_components!r} must be an integer >= 0")
+        raise ParameterError(f"[[n_components={n_components!r}]] must be an integer >= 0")
     if n_components < 1 and not fixed:
-        raise ParameterError("n_components must be >= 1 when no fixed bases are given")
+        raise ParameterError("[[n_components]] must be >= 1 when no fixed bases are given")
     if isinstance(max_iter, bool) or int(max_iter) != max_iter or max_iter < 0:
-        raise ParameterError(f"max_iter={max_iter!r} must be an integer >= 0")
+        raise ParameterError(f"[[max_iter={max_iter!r}]] must be an integer >= 0")
     if not (tol >= 0 and math.isfinite(tol)):
-        raise ParameterError(f"tol={tol!r} must be a finite number >= 0")
+        raise ParameterError(f"[[tol={tol!r}]] must be a finite number >= 0")
     if isinstance(init, str) and init not in INITS:
-        raise ParameterError(f"init={init!r} is not one of {list(INITS)} or a pair (H, U) of arrays")
+        raise ParameterError(f"[[init={init!r}]] is not one of {list(INITS)} or a pair (H, U) of arrays")
     if not isinstance(init, str) and (not isinstance(init, (tuple, list)) or len(init) != 2):
-        raise ParameterError(f"init must be one of {list(INITS)} or a pair (H, U) of arrays")
+        raise ParameterError(f"[[init]] must be one of {list(INITS)} or a pair (H, U) of arrays")
     if isinstance(n_init, bool) or int(n_init) != n_init or n_init < 1:
-        raise ParameterError(f"n_init={n_init!r} must be an integer >= 1")
+        raise ParameterError(f"[[n_init={n_init!r}]] must be an integer >= 1")
     if not (sparsity >= 0 and math.isfinite(sparsity)):
-        raise ParameterError(f"sparsity={sparsity!r} must be a finite number >= 0")
+        raise ParameterError(f"[[sparsity={sparsity!r}]] must be a finite number >= 0")
     if norm not in NORMS:
         raise ParameterError(f"norm={norm!r} is not one of {list(NORMS)}")
     if not (floor >= 0 and math.isfinite(floor)):
@@ -309,7 +309,9 @@ def factorize(
         n_fixed = fixed.shape[1]
         n_components = int(n_components)
         if floor == 0 and beta <= 0 and not all(np.all(block > 0) for block in _column_blocks(Y)):
-            raise ParameterError(f"beta={beta:g} is infinite where Y has zeros; use floor > 0 or a beta > 0")
+            raise ParameterError(
+                f"[[beta={beta:g}]] is infinite where Y has zeros; use floor > 0 or a [[beta]] > 0"
+            )
         kernel_name = resolve_kernel(kernel, n_fixed + n_components, beta, dtype)  # numba, or a fallback
 
         # The beta-divergence is homogeneous, d(s y | s v) = s^beta d(y | v), so the engine works on Y / max(Y)
@@ -376,7 +378,7 @@ def factorize(
         computed = np.asarray(history)[~np.isnan(history)]
         if not (np.all(np.isfinite(computed)) and np.all(np.isfinite(H)) and np.all(np.isfinite(U))):
             raise ParameterError(
-                f"beta={beta:g} overflowed in {dtype.name}: use a beta closer to [0, 2], a larger floor, "
+                f"[[beta={beta:g}]] overflowed in {dtype.name}: use a [[beta]] closer to [0, 2], a larger floor, "
                 "or dtype=float64"
             )
 
