@@ -186,10 +186,10 @@ def _iter_processes(inputs, settings, spelling, jobs) -> Iterator[Outcome]:
                         traceback=traceback.format_exc(),
                     )
     except BaseException:
-        # Stopped: nothing new starts; running files are aborted by SIGTERM (each worker removes its
-        # temporary files, then exits); a worker that does not exit within 10 s is killed.
-        for future in pending:
-            future.cancel()
+        # Stopped: every worker gets SIGTERM, so a running file is aborted (the worker removes its
+        # temporary files, then exits) and no queued one starts; one that does not exit within 10 s
+        # is killed. Queued futures are not cancelled: Python 3.11's pool then fails them itself, and
+        # would raise InvalidStateError (a traceback on stderr) on a cancelled one.
         processes = list(getattr(executor, "_processes", {}).values())
         for process in processes:
             if process.is_alive():
@@ -198,7 +198,7 @@ def _iter_processes(inputs, settings, spelling, jobs) -> Iterator[Outcome]:
             process.join(timeout=10)
             if process.is_alive():
                 process.kill()
-        executor.shutdown(wait=False, cancel_futures=True)
+        executor.shutdown(wait=False)
         raise
     executor.shutdown(wait=True)
 
