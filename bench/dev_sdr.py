@@ -6,7 +6,7 @@ Usage::
 
 DATA_DIR holds ``index.json`` and one folder per item with ``mix.wav`` and ``sources/*.wav``
 (the layout of the project's dev set). Each item is separated with M = its number of sources;
-estimates are matched to references by the permutation with the best mean SDR. Prints one line per
+estimates are matched to references by mir_eval's best permutation (best mean SIR). Prints one line per
 item and the mean over items (each item's figure is the mean over its sources), or JSON with --json.
 """
 

@@ -109,7 +109,7 @@ def evaluate(
     ----------
     reference, estimate : path (file or folder) or list of paths
         Folders contribute their audio files. Files are matched by name (``voice.wav`` with
-        ``voice.wav``), or, with ``permute``, by the permutation with the best mean SDR.
+        ``voice.wav``), or, with ``permute``, by mir_eval's best permutation (the one with the best mean SIR).
 
     Raises
     ------
