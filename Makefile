@@ -28,8 +28,15 @@ demo: install
 test: install
 	$(BIN)/python -m pytest -q
 
+BENCH_STAMP := $(VENV)/.bench-stamp
+
+# The benchmarks' own extra (pyroomacoustics, for bench/stereo_baselines.py's FastMNMF baselines).
+$(BENCH_STAMP): pyproject.toml $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,bench]'
+	touch $(BENCH_STAMP)
+
 # Speed and memory next to scikit-learn and the machine bound (about 15 minutes): writes bench/results.md.
-bench: install
+bench: install $(BENCH_STAMP)
 	$(BIN)/python bench/run.py
 
 # The README's figure, drawn from the shipped sample (commit docs/overview.png after running it).

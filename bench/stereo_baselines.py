@@ -4,20 +4,43 @@ Usage::
 
     python bench/stereo_baselines.py DATA_DIR [--json] [--methods nmfsep pan oracle rank-J]
                                               [--items ID ...] [--seed 0] [--verify]
+    python bench/stereo_baselines.py DATA_DIR --methods fastmnmf fastmnmf2 pan  # needs '.[bench]'
 
 DATA_DIR holds ``index.json`` and one folder per item with the mix and ``sources/`` (the layout of
 ``real-stereo-dev``: 2-channel files, paths and sample rates per item in ``index.json``). The data are
-only read; nothing is written anywhere (results go to stdout). Every item is separated into J outputs
+only read; nothing is written anywhere (results go to stdout). ``--pan`` makes stereo items of a
+mono set (``dev``, ``real-dev``) in memory: source j of J is panned to p_j = -0.6 + 1.2 j / (J - 1)
+with the constant-power law gL = cos((p + 1) pi / 4), gR = sin((p + 1) pi / 4) (how the TRIOS items
+of ``real-stereo-dev`` were made), and the mix is their sum; ``--width W`` also gives every source
+image a different short reverberation per channel (exponentially decaying noise, 30 ms, seeded, the
+direct path kept with gain 1 and the reverberation at W times its energy), a stand-in for the wide,
+decorrelated images of studio stems. Every item is separated into J outputs
 (J = its number of sources) by each method:
 
-- ``nmfsep``: ``nmfsep.separate(mix, rate, n_sources=J)``, the blind route as it is today (6J
-  components grouped into J, default settings; one mask for both channels);
+- ``nmfsep``: ``nmfsep.separate(mix, rate, n_sources=J)``, what ``nmfsep separate mix.wav --sources J``
+  runs: on stereo the spatial model (multichannel NMF, multichannel Wiener images), defaults only;
+- ``nmfsep-mono``: the same with ``mono=True`` (``--mono``): 6J components of the channel sum grouped
+  into J, one mask for both channels (the route before the spatial model);
 - ``pan``: weighted k-means (J clusters, scikit-learn, seeded) on the pan angle atan2(|X_R|, |X_L|)
   of every STFT bin (n_fft 2048, hop 512, ``nmfsep.stft``), each bin weighted by |X_L| + |X_R|;
   binary masks (a bin goes to its cluster) applied to both channels, inverted with ``nmfsep.istft``;
 - ``oracle``: ideal ratio masks per channel, |S_jc| / sum_i |S_ic| from the true sources (upper bound);
 - ``rank-J``: plain rank-J KL NMF, ``nmfsep.separate(mix, rate, J)`` (the channel sum of the
-  magnitudes, soft masks, no grouping).
+  magnitudes, soft masks, no grouping);
+- ``fastmnmf`` / ``fastmnmf2`` (only when asked for: they need pyroomacoustics, the ``bench`` extra, and
+  take about a minute per item each on 2 cores): pyroomacoustics' FastMNMF (Sekiguchi et al. 2019) and
+  FastMNMF2 (2020), ``pra.bss.fastmnmf(X, n_src=J, n_iter=100, n_components=16, mic_index="all")``
+  after ``np.random.seed(seed)`` (they draw their NMF initialisation from numpy's global RNG; every
+  other argument is pyroomacoustics' default, so the diagonalizer starts from identity matrices).
+  ``mic_index="all"`` returns every source's image at every channel, the multichannel Wiener filter
+  of its fitted model (Q^-1 diag(Y_j / sum_i Y_i) Q x per bin): these are the stereo images, and they
+  add up to the mix up to rounding. The STFT is pyroomacoustics' own, as its ``examples/bss_example.py``
+  uses it: ``pra.transform.stft.analysis`` with a hann analysis window and hop = block / 2, inverted by
+  ``pra.transform.stft.synthesis`` with ``compute_synthesis_window`` (perfect reconstruction), the
+  output shifted back by its block - hop samples of delay. The block is 4096 samples (93 ms at
+  44.1 kHz; the example's 2048 are at 16 kHz, 128 ms), not the harness's 2048 / 512: the model is
+  fitted on every time-frequency bin, and half as many bins (a quarter of the frames, twice the
+  frequencies) keep it near a minute per item.
 
 Scores (mir_eval 0.8 definitions, filter length 512):
 
@@ -51,13 +74,24 @@ from pathlib import Path
 import numpy as np
 import scipy.fft
 import scipy.linalg
+import scipy.signal
 import soundfile as sf
 
 import nmfsep
 
-METHODS = ("nmfsep", "pan", "oracle", "rank-J")
+METHODS = ("nmfsep", "nmfsep-mono", "pan", "oracle", "rank-J", "fastmnmf", "fastmnmf2")
+DEFAULT_METHODS = (
+    "nmfsep",
+    "nmfsep-mono",
+    "pan",
+    "oracle",
+    "rank-J",
+)  # the FastMNMFs need the bench extra and time
 FILTER_LENGTH = 512  # mir_eval's bss_eval distortion filter length
 PAN_STFT = nmfsep.STFTSettings(n_fft=2048, hop_length=512)
+FASTMNMF_BLOCK = 4096  # pyroomacoustics' STFT: hann window, hop = block / 2
+FASTMNMF_ITERATIONS = 100
+FASTMNMF_COMPONENTS = 16  # NMF bases per source
 
 
 # ----------------------------------------------------------------------------------------- methods
@@ -65,6 +99,10 @@ PAN_STFT = nmfsep.STFTSettings(n_fft=2048, hop_length=512)
 
 def separate_nmfsep(mix, rate, n_sources, references, seed):
     return nmfsep.separate(mix.astype(np.float32), rate, n_sources=n_sources).components
+
+
+def separate_nmfsep_mono(mix, rate, n_sources, references, seed):
+    return nmfsep.separate(mix.astype(np.float32), rate, n_sources=n_sources, mono=True).components
 
 
 def separate_rank(mix, rate, n_sources, references, seed):
@@ -101,11 +139,53 @@ def separate_oracle(mix, rate, n_sources, references, seed):
     return np.stack([nmfsep.istft(X * m, PAN_STFT, mix.shape[1]) for m in masks])
 
 
+def _separate_pra(algorithm: str, mix, n_sources, seed):
+    """J stereo images (J, C, T) from pyroomacoustics' ``bss.<algorithm>`` (fastmnmf or fastmnmf2)."""
+    import pyroomacoustics as pra
+
+    block = FASTMNMF_BLOCK
+    hop = block // 2
+    C, T = mix.shape
+    window = pra.hann(block)
+    synthesis_window = pra.transform.stft.compute_synthesis_window(window, hop)
+    # pyroomacoustics' one-shot STFT streams: its first frame holds block - hop zeros and then the first
+    # hop samples, and the inverse lags by block - hop. Zeros at the end, up to a whole number of hops
+    # covering T + block - hop samples, let the last frames reach every sample of the mix.
+    padded = np.zeros((-(-(T + block - hop) // hop) * hop, C))
+    padded[:T] = mix.T
+    X = pra.transform.stft.analysis(padded, block, hop, win=window)  # (frames, bins, C), complex128
+    np.random.seed(seed)  # W and H start from np.random.rand
+    Y = getattr(pra.bss, algorithm)(
+        X,
+        n_src=n_sources,
+        n_iter=FASTMNMF_ITERATIONS,
+        n_components=FASTMNMF_COMPONENTS,
+        mic_index="all",
+    )  # (C, frames, bins, J): every source's Wiener-filtered image at every channel
+    images = np.empty((n_sources, C, T))
+    for j in range(n_sources):
+        image = np.ascontiguousarray(np.moveaxis(Y[..., j], 0, -1))  # (frames, bins, C)
+        y = pra.transform.stft.synthesis(image, block, hop, win=synthesis_window)
+        images[j] = y[block - hop : block - hop + T].T
+    return images
+
+
+def separate_fastmnmf(mix, rate, n_sources, references, seed):
+    return _separate_pra("fastmnmf", mix, n_sources, seed)
+
+
+def separate_fastmnmf2(mix, rate, n_sources, references, seed):
+    return _separate_pra("fastmnmf2", mix, n_sources, seed)
+
+
 SEPARATORS = {
     "nmfsep": separate_nmfsep,
+    "nmfsep-mono": separate_nmfsep_mono,
     "pan": separate_pan,
     "oracle": separate_oracle,
     "rank-J": separate_rank,
+    "fastmnmf": separate_fastmnmf,
+    "fastmnmf2": separate_fastmnmf2,
 }
 
 
@@ -218,6 +298,37 @@ def verify_with_mir_eval(references, images, permutation, scores) -> float:
 # ----------------------------------------------------------------------------------------- driver
 
 
+def widen(image: np.ndarray, rate: int, width: float, rng: np.random.Generator) -> np.ndarray:
+    """The image with a different 30 ms noise reverberation per channel, at ``width`` times its energy."""
+    length = int(0.03 * rate)
+    decay = np.exp(-np.arange(length) / (0.008 * rate))
+    out = image.copy()
+    for c in range(image.shape[0]):
+        tail = rng.standard_normal(length) * decay
+        tail[0] = 0.0
+        tail *= np.sqrt(width / np.sum(tail**2))
+        out[c] += scipy.signal.fftconvolve(image[c], tail)[: image.shape[1]]
+    return out
+
+
+def panned_item(data_dir: Path, item: dict, width: float, seed: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """A stereo version of a mono item: its sources panned apart (see the module docstring)."""
+    names = item["sources"]
+    J = len(names)
+    rng = np.random.default_rng([seed, J, len(item["id"])])
+    references = []
+    for j, name in enumerate(names):
+        source, rate = sf.read(data_dir / item["source_files"][name], dtype="float64")
+        if source.ndim > 1:
+            source = source.mean(axis=1)
+        position = -0.6 + 1.2 * j / (J - 1) if J > 1 else 0.0
+        angle = (position + 1) * np.pi / 4
+        image = np.stack([np.cos(angle) * source, np.sin(angle) * source])
+        references.append(widen(image, rate, width, rng) if width > 0 else image)
+    references = np.stack(references)
+    return references.sum(axis=0), references, rate
+
+
 def read_item(data_dir: Path, item: dict) -> tuple[np.ndarray, np.ndarray, int]:
     mix, rate = sf.read(data_dir / item["mix"], dtype="float64", always_2d=True)
     references = []
@@ -258,7 +369,15 @@ def score_item(scorer: DownmixScorer, references, images, names) -> dict:
     }
 
 
-def evaluate(data_dir: Path, methods, items=None, seed: int = 0, verify: bool = False) -> dict:
+def evaluate(
+    data_dir: Path,
+    methods,
+    items=None,
+    seed: int = 0,
+    verify: bool = False,
+    pan: bool = False,
+    width: float = 0.0,
+) -> dict:
     index = json.loads((data_dir / "index.json").read_text())
     chosen = [item for item in index["items"] if not items or item["id"] in items]
     missing = set(items or ()) - {item["id"] for item in chosen}
@@ -266,7 +385,7 @@ def evaluate(data_dir: Path, methods, items=None, seed: int = 0, verify: bool = 
         raise SystemExit(f"no such item(s): {sorted(missing)}")
     rows = []
     for item in chosen:
-        mix, references, rate = read_item(data_dir, item)
+        mix, references, rate = panned_item(data_dir, item, width, seed) if pan else read_item(data_dir, item)
         J = int(item["n_sources"])
         started = time.perf_counter()
         scorer = DownmixScorer(references.mean(axis=1))
@@ -310,7 +429,15 @@ def evaluate(data_dir: Path, methods, items=None, seed: int = 0, verify: bool = 
             values = [r[key] for r in done]
             mean[key] = (max(values) if key == "sum_error" else float(np.mean(values))) if values else None
         means.append(mean)
-    return {"data": str(data_dir), "methods": list(methods), "seed": seed, "items": rows, "mean": means}
+    return {
+        "data": str(data_dir),
+        "pan": pan,
+        "width": width,
+        "methods": list(methods),
+        "seed": seed,
+        "items": rows,
+        "mean": means,
+    }
 
 
 def _f(value, spec=".2f") -> str:
@@ -358,14 +485,22 @@ def markdown(report: dict) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data_dir", type=Path, help="a stereo dev set (index.json, items with sources/)")
-    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
+    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(DEFAULT_METHODS))
     parser.add_argument("--items", nargs="+", help="only these item ids")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the pan k-means")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the pan k-means and of numpy's RNG before each FastMNMF"
+    )
     parser.add_argument("--verify", action="store_true", help="also compare with mir_eval's own (slow)")
+    parser.add_argument(
+        "--pan", action="store_true", help="pan the sources of a mono set apart (stereo items)"
+    )
+    parser.add_argument(
+        "--width", type=float, default=0.0, help="with --pan: reverberation energy per channel"
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of the table")
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    report = evaluate(args.data_dir, args.methods, args.items, args.seed, args.verify)
+    report = evaluate(args.data_dir, args.methods, args.items, args.seed, args.verify, args.pan, args.width)
     report["total_seconds"] = time.perf_counter() - started
     if args.json:
         print(json.dumps(report, indent=1))

@@ -2,8 +2,9 @@
 
 Analysis: audio -> STFT -> the magnitude spectrogram Y, stored frame-major (N x K float32, in
 memory, or memory-mapped to a temporary file beyond a memory budget), which the NMF engine works on
-in place. Synthesis: audio -> STFT again -> masks from the factorization -> overlap-add -> the
-outputs, written as they are complete. Apart from Y, memory holds one block of frames, so a file of
+in place; for the spatial model, the complex STFT X of every channel (C x K x N complex64, held
+the same way). Synthesis: audio -> STFT again -> masks from the factorization (or multichannel
+Wiener filters from the spatial model) -> overlap-add -> the outputs, written as they are complete. Apart from Y, memory holds one block of frames, so a file of
 any length is separated in bounded memory; in-memory audio goes through the same code.
 """
 
@@ -18,6 +19,7 @@ import numpy as np
 
 from .audio import AudioStream
 from .masks import GroupMasks
+from .nmf.spatial import SpatialModel
 from .spectrogram import OverlapAdd, STFTSettings, frame_blocks, n_frames, read_exactly, stft_window
 
 #: Frames per block in both passes (a block of 44.1 kHz stereo at n_fft 2048 is ~16 MB of spectra).
@@ -169,3 +171,73 @@ def resynthesise(
     for index, piece in enumerate(pieces):
         write(index, piece)
     last(pieces)
+
+
+def multichannel_spectrogram(
+    stream: AudioStream,
+    settings: STFTSettings,
+    *,
+    max_memory: float | None = None,
+    block_frames: int | None = None,
+) -> tuple[np.ndarray, bool]:
+    """X: the complex STFT of every channel [shape=(C, K, N), dtype=complex64], block by block.
+
+    Bin-major (each channel's bins are rows of frames), the layout of the spatial model
+    (:mod:`nmfsep.nmf.spatial`), which reads it a block of frames at a time. 8 bytes per channel
+    and bin: beyond ``max_memory`` it is memory-mapped to a temporary file (in TMPDIR), deleted
+    when the array is released. Returns X and whether every sample is zero.
+    """
+    block_frames = block_frames or BLOCK_FRAMES
+    shape = (stream.n_channels, settings.n_bins, n_frames(stream.n_samples, settings))
+    if max_memory is not None and int(np.prod(shape)) * 8 > max_memory:
+        with tempfile.TemporaryFile(prefix="nmfsep-") as handle:
+            X = np.memmap(handle, dtype=np.complex64, mode="w+", shape=shape)
+    else:
+        X = np.empty(shape, dtype=np.complex64)
+    silent = True
+    for first, spectra in frame_blocks(
+        stream.reader(), stream.n_channels, stream.n_samples, settings, block_frames
+    ):
+        X[:, :, first : first + spectra.shape[1]] = spectra.transpose(0, 2, 1)
+        silent = silent and not np.any(spectra)
+    return X, silent
+
+
+def resynthesise_images(
+    stream: AudioStream,
+    settings: STFTSettings,
+    model: SpatialModel,
+    write: Callable[[int, np.ndarray], None],
+    *,
+    block_frames: int | None = None,
+) -> None:
+    """Every source's image by multichannel Wiener filtering of the input's STFT, block by block.
+
+    ``write(index, samples)`` as in :func:`resynthesise`: one output per source of ``model``, in
+    order, each exactly the input's length. The last output is the input minus the others, so the
+    images add up to the input exactly (the filters add up to the identity; this makes it exact
+    in float32 as well).
+    """
+    block_frames = block_frames or BLOCK_FRAMES
+    J = model.n_sources
+    filtered = max(1, J - 1)
+    inverses = [OverlapAdd(stream.n_channels, stream.n_samples, settings) for _ in range(filtered)]
+    remainder = stream.reader() if J > 1 else None
+
+    def emit(pieces: list[np.ndarray]) -> None:
+        for index, piece in enumerate(pieces):
+            write(index, piece)
+        if remainder is not None:
+            rest = read_exactly(remainder, stream.n_channels, pieces[0].shape[1])
+            for piece in pieces:
+                rest -= piece
+            write(J - 1, rest)
+
+    for first, spectra in frame_blocks(
+        stream.reader(), stream.n_channels, stream.n_samples, settings, block_frames
+    ):
+        frames = slice(first, first + spectra.shape[1])
+        X = np.ascontiguousarray(spectra.transpose(0, 2, 1), dtype=np.complex64)  # (C, K, b)
+        images = model.images(X, frames)  # (J, C, K, b)
+        emit([inverse.push(images[j].transpose(0, 2, 1)) for j, inverse in enumerate(inverses)])
+    emit([inverse.finish() for inverse in inverses])

@@ -16,11 +16,10 @@ from typing import Any
 
 from . import audio as audio_io
 from . import plan
-from .blockwise import resynthesise
 from .errors import AudioError, NmfsepError, OutputError
 from .nmf import Progress
 from .options import DEFAULTS, Options, default_components, memory_budget
-from .pipeline import Separation, analyse
+from .pipeline import Separation, analyse, synthesise
 from .sources import Sources, load_sources, save_model
 
 
@@ -185,15 +184,7 @@ def write(job: FileJob, stream: audio_io.AudioStream, subtype: str, separation: 
         overwrite=job.overwrite,
     )
     with writers:
-        resynthesise(
-            stream,
-            job.options.stft,
-            separation.bases,
-            separation.activations,
-            separation.component_groups,
-            job.options.mask_power,
-            writers.write,
-        )
+        synthesise(stream, separation, writers.write)
     if target.model_path is not None:
         save_model(target.model_path, separation.model(), overwrite=job.overwrite)
     if target.plot_path is not None:

@@ -19,9 +19,10 @@ from typing import Any
 import numpy as np
 
 from . import audio as audio_io
-from .blockwise import resynthesise, spectrogram_frames
+from .blockwise import multichannel_spectrogram, resynthesise, resynthesise_images, spectrogram_frames
 from .errors import AudioError, NmfsepError, NmfsepWarning, ParameterError
 from .nmf import Progress, factorize
+from .nmf.spatial import SpatialModel, SpatialProgress, fit_spatial
 from .options import DEFAULTS, LEARN_COMPONENTS, Options, default_components, memory_budget
 from .sources import NO_SOURCES, Model, Sources, check_source, load_sources
 from .spectrogram import STFTSettings, n_frames
@@ -48,6 +49,11 @@ class Separation:
     converged : bool
     settings : dict
         Every setting used (STFT, spectrogram power, mask power, NMF), JSON-serialisable.
+    groups : tuple of tuple of int
+        The components of every output (sources); one each for plain components.
+    covariances : np.ndarray [shape=(J, K, C, C), dtype=complex128], optional
+        The spatial model's covariance of every source per frequency (trace 1), for the sources of
+        multichannel input (see :func:`separate`); None for masks of one spectral model.
     """
 
     components: np.ndarray
@@ -60,6 +66,25 @@ class Separation:
     converged: bool
     settings: dict[str, Any] = field(default_factory=dict)
     groups: tuple[tuple[int, ...], ...] = ()
+    covariances: np.ndarray | None = None
+
+    @property
+    def spatial(self) -> bool:
+        """True for the spatial model's sources (multichannel Wiener images, not masks)."""
+        return self.covariances is not None
+
+    def spatial_model(self) -> SpatialModel:
+        """The spatial model of the sources (:mod:`nmfsep.nmf.spatial`), to filter a mixture with."""
+        if self.covariances is None:
+            raise ValueError("this separation has no spatial model (it masks one spectral model)")
+        J = len(self.names)
+        M = self.bases.shape[1] // J
+        return SpatialModel(
+            np.ascontiguousarray(self.bases.reshape(self.bases.shape[0], J, M).transpose(1, 0, 2)),
+            np.ascontiguousarray(self.activations.reshape(J, M, -1)),
+            self.covariances,
+            float(self.settings["spatial"]["floor"]),
+        )
 
     @property
     def component_groups(self) -> tuple[tuple[int, ...], ...]:
@@ -88,6 +113,7 @@ class Separation:
             self.sample_rate,
             self.settings,
             self.objective,
+            self.covariances,
         )
 
 
@@ -133,6 +159,8 @@ def analyse(
     AudioError
         Audio shorter than one frame, or not finite.
     """
+    if uses_spatial_model(options, sources, stream.n_channels):
+        return _analyse_spatial(stream, options, callback=callback, max_memory=max_memory)
     stft_settings = options.stft
     sample_rate = stream.sample_rate
     models = sources.models
@@ -217,9 +245,109 @@ def analyse(
     return separation
 
 
-def _components(
-    stream: audio_io.AudioStream, separation: Separation, stft_settings: STFTSettings
-) -> np.ndarray:
+def uses_spatial_model(options: Options, sources: Sources, n_channels: int) -> bool:
+    """Whether blind sources of this input come from the spatial model: with ``n_sources``, input of
+    2 or more channels, no source models and not ``mono``."""
+    return options.n_sources is not None and not sources.models and n_channels >= 2 and not options.mono
+
+
+def _analyse_spatial(
+    stream: audio_io.AudioStream,
+    options: Options,
+    *,
+    callback: Callable[[Progress], None] | None = None,
+    max_memory: float | str | None = None,
+) -> Separation:
+    """The spatial route of :func:`analyse`: multichannel NMF of the complex STFT of every channel."""
+    stft_settings = options.spatial_stft(stream.sample_rate)
+    J = options.n_sources
+    per_source = max(1, options.n_components // J)
+    X, silent = multichannel_spectrogram(stream, stft_settings, max_memory=memory_budget(max_memory))
+    if silent:
+        warnings.warn("audio is silent: every source will be silence", NmfsepWarning, stacklevel=3)
+
+    def progress(step: SpatialProgress) -> None:
+        callback(Progress(0, 1, step.iteration + 1, step.max_iter, step.objective))
+
+    model = fit_spatial(
+        X,
+        J,
+        per_source,
+        max_iter=options.max_iter,
+        tol=options.tol,
+        seed=options.seed or 0,
+        callback=progress if callback is not None else None,
+    )
+    del X
+    order = np.argsort(model.mean_pan(), kind="stable")  # s1 is the leftmost source
+    H = model.bases[order]  # (J, K, M), columns summing to 1
+    U = model.activations[order]
+    norms = np.maximum(
+        np.sqrt(np.sum(H.astype(np.float64) ** 2, axis=1)), np.finfo(np.float32).tiny
+    )  # (J, M)
+    # unit l2 bases as on the other routes; the spectra H_j U_j do not change
+    bases = (H / norms[:, None, :].astype(H.dtype)).transpose(1, 0, 2).reshape(H.shape[1], -1)
+    activations = (U * norms[:, :, None].astype(U.dtype)).reshape(J * per_source, -1)
+    groups = tuple(tuple(range(j * per_source, (j + 1) * per_source)) for j in range(J))
+    history = np.asarray(model.history, dtype=np.float64)
+    settings = {
+        "stft": stft_settings.as_dict(),
+        "power": 2.0,
+        "mask_power": float(options.mask_power),
+        "sample_rate": int(stream.sample_rate),
+        "n_channels": int(stream.n_channels),
+        "n_samples": int(stream.n_samples),
+        "spatial": {
+            "model": "multichannel NMF, full-rank spatial covariances (Sawada et al. 2013)",
+            "components_per_source": per_source,
+            "floor": float(model.floor),
+            "max_iter": int(options.max_iter),
+            "tol": float(options.tol),
+            "seed": int(options.seed or 0),
+            "n_iter": int(model.n_iter),
+            "pan": [float(p) for p in model.mean_pan()[order]],
+        },
+        "groups": [list(group) for group in groups],
+    }
+    return Separation(
+        components=np.zeros((0,), dtype=np.float32),
+        names=tuple(f"s{j + 1}" for j in range(J)),
+        sample_rate=int(stream.sample_rate),
+        bases=np.ascontiguousarray(bases),
+        activations=np.ascontiguousarray(activations),
+        objective=history,
+        n_iter=model.n_iter,
+        converged=model.converged,
+        settings=settings,
+        groups=groups,
+        covariances=np.ascontiguousarray(model.covariances[order]),
+    )
+
+
+def synthesise(
+    stream: audio_io.AudioStream,
+    separation: Separation,
+    write: Callable[[int, np.ndarray], None],
+) -> None:
+    """Every output of ``separation`` from the input stream, block by block: ``write(index, samples)``
+    (see :func:`nmfsep.blockwise.resynthesise`); masks, or the spatial model's Wiener filters, with
+    the STFT the separation was made with."""
+    stft_settings = STFTSettings(**separation.settings["stft"])
+    if separation.spatial:
+        resynthesise_images(stream, stft_settings, separation.spatial_model(), write)
+        return
+    resynthesise(
+        stream,
+        stft_settings,
+        separation.bases,
+        separation.activations,
+        separation.component_groups,
+        separation.settings["mask_power"],
+        write,
+    )
+
+
+def _components(stream: audio_io.AudioStream, separation: Separation) -> np.ndarray:
     """Every output's (C, T) signal in one (S, C, T) array (in-memory separation)."""
     groups = separation.component_groups
     components = np.empty((len(groups), stream.n_channels, stream.n_samples), dtype=np.float32)
@@ -229,15 +357,7 @@ def _components(
         components[index, :, filled[index] : filled[index] + samples.shape[1]] = samples
         filled[index] += samples.shape[1]
 
-    resynthesise(
-        stream,
-        stft_settings,
-        separation.bases,
-        separation.activations,
-        groups,
-        separation.settings["mask_power"],
-        write,
-    )
+    synthesise(stream, separation, write)
     return components
 
 
@@ -248,7 +368,7 @@ def separate(
     *,
     divergence: str | float = DEFAULTS["divergence"],
     beta: float | None = DEFAULTS["beta"],
-    n_fft: int = DEFAULTS["n_fft"],
+    n_fft: int | None = DEFAULTS["n_fft"],
     hop_length: int | None = DEFAULTS["hop_length"],
     window: str = DEFAULTS["window"],
     power: float = DEFAULTS["power"],
@@ -261,6 +381,7 @@ def separate(
     sparsity: float = DEFAULTS["sparsity"],
     sr: int | None = DEFAULTS["sr"],
     n_sources: int | None = DEFAULTS["n_sources"],
+    mono: bool = DEFAULTS["mono"],
     sources: tuple = (),
     free: int = DEFAULTS["free"],
     rest_name: str = DEFAULTS["rest_name"],
@@ -285,8 +406,9 @@ def separate(
         Divergence minimised by the NMF: Kullback-Leibler, Itakura-Saito, Euclidean (or a beta).
     beta : float, optional
         Any real beta; overrides ``divergence``.
-    n_fft : int >= 2
-        STFT frame length in samples (K = n_fft // 2 + 1 bins).
+    n_fft : int, optional
+        STFT frame length in samples (K = n_fft // 2 + 1 bins): 2048 by default, and for the
+        spatial model (``n_sources`` on stereo) frames of about 93 ms (4096 samples at 44.1 kHz).
     hop_length : int, optional
         STFT hop in samples, <= n_fft; ``n_fft // 4`` by default.
     window : {"hann", "hamming", "blackman"}
@@ -309,8 +431,19 @@ def separate(
     sr : int, optional
         Resample to this rate first.
     n_sources : int, optional
-        Blind grouping: factorize with ``n_components`` and group the components into this many
-        sources (named s1..sJ) with :func:`nmfsep.grouping.group_components`.
+        Blind sources s1..sJ. On input of 2 or more channels, a spatial model
+        (:mod:`nmfsep.nmf.spatial`): every source has a spatial covariance per frequency (where it
+        sits between the channels) and an NMF spectrum of ``n_components // n_sources`` bases,
+        fitted jointly to the STFT of every channel; the outputs are the sources' multichannel
+        Wiener images, which keep their place in the stereo field, named from the first channel's
+        side (left) to the last's (right). ``max_iter`` and ``tol`` apply to that fit, the
+        spectral settings (``divergence``, ``power``, ``mask_power``, ``sparsity``, ``n_init``,
+        ``init``) do not. On mono input (or with ``mono``): factorize the channel sum with
+        ``n_components`` and group the components into sources with
+        :func:`nmfsep.grouping.group_components` (named by spectral centroid, low to high).
+    mono : bool
+        With ``n_sources`` on input of 2 or more channels: the grouping route of mono input
+        (one spectral model of the channel sum, one mask for every channel).
     sources : sequence of path or Model
         Supervised: bases learned by ``nmfsep learn`` (one model per source) are held fixed and only
         their activations are fitted; outputs are named after the sources. ``n_components`` is then
@@ -358,6 +491,7 @@ def separate(
         sparsity=sparsity,
         sr=sr,
         n_sources=n_sources,
+        mono=mono,
         free=free,
         rest_name=rest_name,
     )
@@ -370,7 +504,7 @@ def separate(
         )
     stream = audio_io.AudioStream.from_samples(signal, sample_rate)
     separation = analyse(stream, options, loaded, callback=callback)
-    return replace(separation, components=_components(stream, separation, options.stft))
+    return replace(separation, components=_components(stream, separation))
 
 
 def load_input(audio, sample_rate: int | None, sr: int | None) -> tuple[np.ndarray, int]:

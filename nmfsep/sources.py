@@ -40,6 +40,9 @@ class Model:
     settings : dict
         The STFT and NMF settings used (JSON-serialisable).
     objective : np.ndarray [shape=(n_iter + 1,)]
+    covariances : np.ndarray [shape=(J, K, C, C), dtype=complex128], optional
+        The spatial covariances of the sources of a spatial model (see
+        :class:`nmfsep.pipeline.Separation`); None otherwise.
     """
 
     bases: np.ndarray
@@ -48,6 +51,7 @@ class Model:
     sample_rate: int
     settings: dict[str, Any] = field(default_factory=dict)
     objective: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    covariances: np.ndarray | None = None
 
 
 def save_model(path: str | os.PathLike, model: Model, *, overwrite: bool = False) -> Path:
@@ -63,6 +67,8 @@ def save_model(path: str | os.PathLike, model: Model, *, overwrite: bool = False
     }
     if model.activations is not None:
         arrays["activations"] = model.activations
+    if model.covariances is not None:
+        arrays["covariances"] = np.asarray(model.covariances, dtype=np.complex128)
 
     def write(tmp: str) -> None:
         with open(tmp, "wb") as handle:
@@ -133,6 +139,7 @@ def load_model(path: str | os.PathLike) -> Model:
         sample_rate = int(contents["sample_rate"])
         settings = json.loads(str(contents["settings"]))
         objective = np.asarray(contents.get("objective", np.zeros(0)), dtype=np.float64)
+        covariances = contents.get("covariances")
     except (KeyError, ValueError, TypeError) as exc:
         raise ModelFileError(f"model file is missing or has a bad field: {exc}", path) from exc
     if bases.ndim != 2 or not np.issubdtype(bases.dtype, np.floating):
@@ -145,7 +152,18 @@ def load_model(path: str | os.PathLike) -> Model:
         raise ModelFileError("bases must be finite and non-negative", path)
     if sample_rate <= 0:
         raise ModelFileError(f"sample_rate={sample_rate} must be positive", path)
-    return Model(bases, activations, names, sample_rate, settings, objective)
+    if covariances is not None and (
+        covariances.ndim != 4
+        or covariances.shape[1] != bases.shape[0]
+        or covariances.shape[2] != covariances.shape[3]
+        or not np.all(np.isfinite(covariances))
+    ):
+        raise ModelFileError(
+            f"covariances {covariances.shape} are not finite (sources, {bases.shape[0]} bins, channels, "
+            "channels) matrices",
+            path,
+        )
+    return Model(bases, activations, names, sample_rate, settings, objective, covariances)
 
 
 def check_source(name: str, path: str | os.PathLike | None = None) -> None:

@@ -4,7 +4,8 @@
    others, so "the outputs sum to the input" holds by construction and proves nothing about the last
    output. Here every output, the last one included, is recomputed in float64 from the returned
    bases and activations: the soft mask of its group, written out with numpy (not ``nmfsep.masks``),
-   applied to ``nmfsep.stft`` of the input and inverted with ``nmfsep.istft``.
+   applied to ``nmfsep.stft`` of the input and inverted with ``nmfsep.istft``; for the spatial
+   model's sources, the multichannel Wiener filter of its covariances, solved by numpy.
 2. The NMF engine. ``nmfsep.factorize`` from a given initialisation must follow the iterates of
    scikit-learn's multiplicative-update solver (the same Fevotte-Idier MM updates) for every beta and
    both kernels: same model product H U and same divergence after 1, 10 and 50 iterations.
@@ -65,9 +66,31 @@ def _reference_outputs(separation: nmfsep.Separation, audio: np.ndarray) -> np.n
     return np.stack(outputs)
 
 
+def _reference_images(separation: nmfsep.Separation, audio: np.ndarray) -> np.ndarray:
+    """The spatial model's outputs [shape=(J, C, T)], in float64, from the definition::
+
+        X^ = sum_j P_j R_j + floor I,   P_j = sum_{m in source j} h_m u_m,   s_j = (P_j R_j + floor I / J) X^-1 x
+
+    with numpy's solver, not ``nmfsep.nmf.spatial`` (nor its numba kernel).
+    """
+    settings = STFTSettings(**separation.settings["stft"])
+    floor = separation.settings["spatial"]["floor"]
+    H = separation.bases.astype(np.float64)
+    U = separation.activations.astype(np.float64)
+    P = np.stack([H[:, list(group)] @ U[list(group)] for group in separation.component_groups])  # (J, K, N)
+    R = separation.covariances  # (J, K, C, C)
+    channels = np.atleast_2d(audio).astype(np.float64)
+    X = stft(channels, settings)  # (C, K, N)
+    C, J = X.shape[0], P.shape[0]
+    model = np.einsum("jkn,jkcd->kncd", P, R) + floor * np.eye(C)
+    y = np.linalg.solve(model, np.moveaxis(X, 0, -1)[..., None])[..., 0]  # (K, N, C)
+    images = np.einsum("jkn,jkcd,knd->jckn", P, R, y) + floor / J * np.moveaxis(y, -1, 0)[None]
+    return np.stack([istft(image, settings, channels.shape[1]) for image in images])
+
+
 def _check_outputs(separation: nmfsep.Separation, audio: np.ndarray) -> None:
     channels = np.atleast_2d(audio)
-    reference = _reference_outputs(separation, audio)
+    reference = (_reference_images if separation.spatial else _reference_outputs)(separation, audio)
     got = separation.components
     assert got.shape == reference.shape == (len(separation.names), *channels.shape)
     peak = float(np.abs(channels).max())
@@ -98,9 +121,16 @@ def stereo_3s(piano_3s) -> tuple[np.ndarray, int]:
         ("mono", {"n_components": 3}, None),
         ("stereo", {"n_components": 3, "mask_power": 2.0}, 48),
         ("mono", {"n_sources": 2, "max_iter": 50}, 48),  # 12 components grouped into 2 sources
-        ("stereo", {"n_sources": 2, "max_iter": 50}, None),
+        ("stereo", {"n_sources": 2, "max_iter": 50, "mono": True}, None),
+        ("stereo", {"n_sources": 2, "max_iter": 30}, 48),  # the spatial model's Wiener images
     ],
-    ids=["mono-m3", "stereo-m3-a2-blocks", "mono-sources2-blocks", "stereo-sources2"],
+    ids=[
+        "mono-m3",
+        "stereo-m3-a2-blocks",
+        "mono-sources2-blocks",
+        "stereo-sources2-mono",
+        "stereo-spatial-blocks",
+    ],
 )
 def test_outputs_match_masks_recomputed_from_the_model(
     channels, options, block_frames, piano_3s, stereo_3s, monkeypatch
@@ -110,6 +140,7 @@ def test_outputs_match_masks_recomputed_from_the_model(
         # 130 frames in blocks of 48: block boundaries and a partial last block in both passes
         monkeypatch.setattr(nmfsep.blockwise, "BLOCK_FRAMES", block_frames)
     separation = nmfsep.separate(audio, rate, **options)
+    assert separation.spatial == (channels == "stereo" and "n_sources" in options and not options.get("mono"))
     if "n_sources" in options:
         assert len(separation.component_groups) == 2
         assert max(len(group) for group in separation.component_groups) > 1
