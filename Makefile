@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 
 # Compile the numba kernels into their on-disk cache (about 1-2 minutes), so no run pays for it;
 # again whenever the kernels change (an edit makes numba's cache stale).
-$(KERNELS): $(STAMP) nmfsep/nmf/kernels.py
+$(KERNELS): $(STAMP) nmfsep/nmf/kernels.py nmfsep/nmf/spatial_kernels.py
 	$(BIN)/python -c "from nmfsep.nmf.kernels import warm_up; warm_up()"
 	touch $(KERNELS)
 

@@ -49,9 +49,10 @@ class Outcome:
     outputs: list[str] = field(default_factory=list)
     sample_rate: int | None = None
     duration: float | None = None
-    components: int | None = None
+    components: int | None = None  #: outputs (components or sources)
     iterations: int | None = None
-    divergence: float | None = None
+    divergence: float | None = None  #: the final objective (for the spatial model: -log-likelihood)
+    model: str | None = None  #: "nmf" (masks of one spectral model) or "spatial" (stereo sources)
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
     error_type: str | None = None  #: the exception's class name, for failures
@@ -101,6 +102,7 @@ def process_file(
         outcome.components = len(separation.names)
         outcome.iterations = separation.n_iter
         outcome.divergence = float(separation.objective[-1])
+        outcome.model = "spatial" if separation.spatial else "nmf"
     except Interrupted:
         raise
     except Exception as exc:  # a bug or a library failure on one file must not stop the batch
@@ -286,10 +288,13 @@ def report_lines(
     folders = sorted({os.path.dirname(p) for p in outcome.outputs})
     where = folders[0] + os.sep if len(folders) == 1 else f"{len(folders)} folders"
     caveat = " (lossy: the parts no longer sum exactly to the input)" if lossy else ""
+    if outcome.model == "spatial":
+        what = f"{outcome.components} sources (spatial model), {outcome.iterations} iterations, objective"
+    else:
+        what = f"{outcome.components} components, {outcome.iterations} iterations, divergence"
     return [
         *lines,
-        f"{outcome.input}: {outcome.components} components, {outcome.iterations} iterations, "
-        f"divergence {outcome.divergence:.4g}, {outcome.seconds:.1f} s -> {where}{caveat}",
+        f"{outcome.input}: {what} {outcome.divergence:.4g}, {outcome.seconds:.1f} s -> {where}{caveat}",
     ]
 
 

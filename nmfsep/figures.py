@@ -32,6 +32,15 @@ def _plot_data_from(separation: Separation, magnitude: np.ndarray | None, title:
     from .plot import PlotData  # matplotlib is imported by drawing, not by this import
 
     stft_settings = separation.settings["stft"]
+    pans = pan_weights = None
+    if separation.covariances is not None and separation.covariances.shape[-1] == 2:
+        R = separation.covariances
+        power = R[:, :, 0, 0].real + R[:, :, 1, 1].real
+        pans = (R[:, :, 1, 1].real - R[:, :, 0, 0].real) / np.maximum(power, np.finfo(float).tiny)
+        totals = separation.activations.sum(axis=1)
+        pan_weights = np.stack(
+            [separation.bases[:, list(group)] @ totals[list(group)] for group in separation.component_groups]
+        )
     return PlotData(
         sample_rate=separation.sample_rate,
         n_fft=stft_settings["n_fft"],
@@ -43,6 +52,9 @@ def _plot_data_from(separation: Separation, magnitude: np.ndarray | None, title:
         objective=separation.objective,
         mask_power=separation.settings.get("mask_power", DEFAULTS["mask_power"]),
         title=title,
+        pans=pans,
+        pan_weights=pan_weights,
+        model_power=2.0 if separation.covariances is not None else 1.0,
     )
 
 
@@ -155,9 +167,16 @@ def _separation_from_model(saved: Model, where) -> Separation:
         STFTSettings(**stft_settings)
     except (TypeError, ParameterError) as exc:
         raise ModelFileError(f"model file has bad STFT settings: {exc}", where) from None
+    names = list(dict.fromkeys(saved.names))  # outputs, in order; components of one share its name
+    groups = tuple(tuple(j for j, name in enumerate(saved.names) if name == output) for output in names)
+    covariances = saved.covariances
+    if covariances is not None and covariances.shape[0] != len(names):
+        raise ModelFileError(f"{covariances.shape[0]} spatial covariances for {len(names)} sources", where)
+    if covariances is not None and "spatial" not in saved.settings:
+        raise ModelFileError("model file has spatial covariances but no spatial settings", where)
     return Separation(
         components=np.zeros((0,), dtype=np.float32),
-        names=saved.names,
+        names=tuple(names),
         sample_rate=saved.sample_rate,
         bases=saved.bases,
         activations=saved.activations,
@@ -165,4 +184,6 @@ def _separation_from_model(saved: Model, where) -> Separation:
         n_iter=max(len(saved.objective) - 1, 0),
         converged=False,
         settings=saved.settings,
+        groups=groups,
+        covariances=covariances,
     )

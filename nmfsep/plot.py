@@ -56,6 +56,15 @@ class PlotData:
     objective : np.ndarray [shape=(n_iter + 1,)]
     mask_power : float
     title : str
+    pans : np.ndarray [shape=(J, K)] or None
+        For sources of the spatial model (stereo): where each source sits at every frequency,
+        (r22 - r11) / (r11 + r22) of its spatial covariance: -1 left, 0 centre, +1 right.
+    pan_weights : np.ndarray [shape=(J, K)] or None
+        Each source's energy per frequency (its model spectrum summed over time): how much each
+        point of the pan view counts.
+    model_power : float
+        The power of the spectrogram HU models (2 for the spatial model's power spectra): the model
+        is shown as (HU)^(1 / model_power), a magnitude like the input.
     """
 
     sample_rate: int
@@ -68,6 +77,9 @@ class PlotData:
     objective: np.ndarray = field(default_factory=lambda: np.zeros(0))
     mask_power: float = 1.0
     title: str = ""
+    pans: np.ndarray | None = None
+    pan_weights: np.ndarray | None = None
+    model_power: float = 1.0
 
     @property
     def frequencies(self) -> np.ndarray:
@@ -80,7 +92,8 @@ class PlotData:
 
     @property
     def model(self) -> np.ndarray:
-        return self.bases @ self.activations
+        model = self.bases @ self.activations
+        return model if self.model_power == 1 else model ** (1 / self.model_power)
 
     @property
     def display(self) -> np.ndarray:
@@ -276,9 +289,32 @@ def _objective_panel(ax, data: PlotData) -> None:
     elif objective.size:
         ax.plot(iterations, objective, **style)
     ax.set_xlabel("Iteration")
-    ax.set_ylabel("Divergence")
+    ax.set_ylabel("Divergence" if data.pans is None else "-log-likelihood")
     ax.set_title("Objective", fontsize=10, loc="left")
     ax.grid(True, which="both", alpha=0.3)
+
+
+def _pan_panel(ax, data: PlotData, style: Style) -> None:
+    """Where each source sits per frequency: its pan (-1 left .. +1 right) against frequency, drawn
+    where it has energy (within ``db_range`` of its peak, opacity by level), and its mean as a line."""
+    labels = list(dict.fromkeys(data.names))
+    colors = _component_colors(len(labels))
+    frequencies = np.maximum(data.frequencies, data.frequencies[1] / 2)  # 0 Hz on a log axis
+    for j, (pans, weights) in enumerate(zip(data.pans, data.pan_weights, strict=True)):
+        level = _to_db(weights / max(float(weights.max()), 1e-30), 1.0)
+        shown = level > -style.db_range
+        alpha = np.clip(1 + level / style.db_range, 0.05, 1.0)[shown]
+        color = np.tile(np.asarray(colors[j]), (int(shown.sum()), 1))
+        color[:, 3] = alpha
+        ax.scatter(pans[shown], frequencies[shown], s=4, c=color, linewidths=0, rasterized=True)
+        mean = float(np.sum(pans * weights) / max(float(weights.sum()), 1e-30))
+        ax.axvline(mean, color=colors[j], lw=1.5, label=labels[j] if j < len(labels) else None)
+    ax.set_xlim(-1.05, 1.05)
+    ax.set_xticks([-1, 0, 1], ["L", "C", "R"])
+    ax.set_xlabel("Pan")
+    _frequency_axis(ax, data, style)
+    ax.legend(fontsize=7, loc="upper right", framealpha=0.6)
+    ax.set_title("Where each source sits", fontsize=10, loc="left")
 
 
 def _component_colors(count: int):
@@ -306,7 +342,8 @@ def _title(fig, data: PlotData, style: Style) -> None:
 
 
 def overview_figure(data: PlotData, style: Style = Style()):
-    """Input spectrogram, bases, activations, model HU and the objective in one figure."""
+    """Input spectrogram, bases, activations, model HU and the objective in one figure (and, for
+    sources of the spatial model, where each sits in the stereo field)."""
     fig = _new_figure("overview", style)
     grid = fig.add_gridspec(3, 2, width_ratios=(1, 3.2), height_ratios=(1.2, 0.9, 1.2))
     ax_spec = fig.add_subplot(grid[0, 1])
@@ -322,6 +359,8 @@ def overview_figure(data: PlotData, style: Style = Style()):
     _spectrogram_panel(ax_model, data.model, data, style, vmax, "Model spectrogram HU")
     ax_model.set_xlabel("Time (s)")
     _objective_panel(ax_obj, data)
+    if data.pans is not None:  # sources of the spatial model: their places beside their activations
+        _pan_panel(fig.add_subplot(grid[1, 0]), data, style)
     fig.colorbar(mesh, ax=[ax_spec, ax_model], label="dB", shrink=0.8, aspect=40)
     _title(fig, data, style)
     return fig

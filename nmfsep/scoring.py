@@ -19,13 +19,19 @@ LENGTH_TOLERANCE = 0.005
 
 @dataclass(frozen=True)
 class Scores:
-    """bss_eval figures per source (dB), in the order of ``names`` (the references)."""
+    """bss_eval figures per source (dB), in the order of ``names`` (the references).
+
+    For mono files ``sdr``, ``sir``, ``sar`` are ``bss_eval_sources``'; for multichannel files they
+    are ``bss_eval_images``' (the images, every channel), and ``downmix`` holds
+    ``bss_eval_sources``' figures of the channel means under the same matching.
+    """
 
     names: tuple[str, ...]
     estimates: tuple[str, ...]  #: the estimate matched to each reference
     sdr: np.ndarray
     sir: np.ndarray
     sar: np.ndarray
+    downmix: Scores | None = None
 
     def as_dict(self) -> dict:
         rows = [
@@ -33,7 +39,17 @@ class Scores:
             for n, e, a, b, c in zip(self.names, self.estimates, self.sdr, self.sir, self.sar, strict=True)
         ]
         mean = {key: _finite(np.mean(getattr(self, key))) for key in ("sdr", "sir", "sar")}
-        return {"sources": rows, "mean": mean}
+        if self.downmix is None:
+            return {"sources": rows, "mean": mean}
+        downmix = self.downmix.as_dict()
+        for row, mixed in zip(rows, downmix["sources"], strict=True):
+            row["downmix"] = {key: mixed[key] for key in ("sdr", "sir", "sar")}
+        mean["downmix"] = downmix["mean"]
+        return {
+            "sources": rows,
+            "mean": mean,
+            "scores": "images (bss_eval_images); downmix: bss_eval_sources",
+        }
 
     def table(self) -> str:
         """The figures as a text table, one row per source and the mean ("inf" for a perfect score)."""
@@ -45,9 +61,15 @@ class Scores:
         def show(value):
             return f"{value:7.2f}" if value is not None else "    inf"
 
-        lines = [f"{'source':{width}}  {'estimate':16}  {'SDR':>7}  {'SIR':>7}  {'SAR':>7}"]
+        header = f"{'source':{width}}  {'estimate':16}  {'SDR':>7}  {'SIR':>7}  {'SAR':>7}"
+        if self.downmix is not None:  # images first, then the downmix
+            header = f"{'':{width}}  {'':16}  {'images':^25}  {'downmix':^25}\n" + header
+            header += f"  {'SDR':>7}  {'SIR':>7}  {'SAR':>7}"
+        lines = [header]
         for reference, estimate, row in rows:
             figures = "  ".join(show(row[key]) for key in ("sdr", "sir", "sar"))
+            if self.downmix is not None:
+                figures += "  " + "  ".join(show(row["downmix"][key]) for key in ("sdr", "sir", "sar"))
             lines.append(f"{reference:{width}}  {estimate:16}  {figures}")
         return "\n".join(lines)
 
@@ -103,7 +125,8 @@ def _load_all(paths: list[Path]) -> tuple[list[np.ndarray], int]:
 def evaluate(
     reference: str | os.PathLike | list, estimate: str | os.PathLike | list, *, permute: bool = False
 ) -> Scores:
-    """SDR, SIR and SAR (mir_eval ``bss_eval_sources``; ``bss_eval_images`` for multichannel audio).
+    """SDR, SIR and SAR (mir_eval ``bss_eval_sources``; for multichannel audio ``bss_eval_images`` of
+    the images and ``bss_eval_sources`` of their channel means, the downmix, under the same matching).
 
     Parameters
     ----------
@@ -151,8 +174,15 @@ def evaluate(
             sdr, _, sir, sar, perm = mir_eval.separation.bss_eval_images(
                 R.transpose(0, 2, 1), E.transpose(0, 2, 1), compute_permutation=permute
             )
+            mixed = mir_eval.separation.bss_eval_sources(
+                R.mean(axis=1), E[np.asarray(perm)].mean(axis=1), compute_permutation=False
+            )
+    names = tuple(r.stem for r in refs)
     matched = tuple(ests[int(j)].name for j in perm)
-    return Scores(tuple(r.stem for r in refs), matched, np.asarray(sdr), np.asarray(sir), np.asarray(sar))
+    downmix = None
+    if R.shape[1] > 1:
+        downmix = Scores(names, matched, *(np.asarray(values) for values in mixed[:3]))
+    return Scores(names, matched, np.asarray(sdr), np.asarray(sir), np.asarray(sar), downmix)
 
 
 def _as_list(value) -> list:

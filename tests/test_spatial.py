@@ -67,7 +67,9 @@ def downmix_sdr(references: np.ndarray, estimates: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize("kernel", kernels())
 def test_every_update_lowers_the_objective(trio_stft, kernel):
     """Sawada et al.'s MM updates: D never increases, after the bases, activations or covariances."""
-    model = spatial.fit_spatial(trio_stft, 3, 4, max_iter=12, tol=0, dtype=np.float64, kernel=kernel)
+    model = spatial.fit_spatial(
+        trio_stft, 3, 4, max_iter=12, tol=0, dtype=np.float64, kernel=kernel, record_steps=True
+    )
     steps = np.array(model.steps)
     assert len(steps) == 3 * 12 + 1
     rises = np.diff(steps)
@@ -78,7 +80,7 @@ def test_every_update_lowers_the_objective(trio_stft, kernel):
 def test_monotone_in_float32_and_from_a_random_start(trio_stft):
     """The default precision and a start far from the answer (random clusters) also descend."""
     labels = np.random.default_rng(3).integers(0, 3, size=trio_stft.shape[1:]).astype(np.int8)
-    model = spatial.fit_spatial(trio_stft, 3, 4, max_iter=15, tol=0, init=labels)
+    model = spatial.fit_spatial(trio_stft, 3, 4, max_iter=15, tol=0, init=labels, record_steps=True)
     steps = np.array(model.steps)
     assert np.all(np.diff(steps) <= 1e-5 * np.abs(steps[1:]))
 
@@ -88,7 +90,7 @@ def test_three_channels_use_the_general_path():
     sources = rng.standard_normal((3, 8000)).astype(np.float32) * np.array([[1.0], [0.5], [0.2]])
     mixing = np.array([[1.0, 0.2, 0.1], [0.3, 1.0, 0.2], [0.1, 0.4, 1.0]], dtype=np.float32)
     X = nmfsep.stft(mixing @ sources, FAST_STFT)
-    model = spatial.fit_spatial(X, 3, 2, max_iter=8, tol=0, dtype=np.float64)
+    model = spatial.fit_spatial(X, 3, 2, max_iter=8, tol=0, dtype=np.float64, record_steps=True)
     assert np.all(np.diff(model.steps) <= 1e-10 * np.abs(model.steps[1:]))
     images = model.images(X)
     assert images.shape == (3,) + X.shape
@@ -225,3 +227,54 @@ def test_cli_stereo_sources_and_mono(tmp_path, panned_trio):
     assert run.returncode == 0, run.stderr
     record = json.loads((tmp_path / "mono" / "trio" / ".nmfsep.json").read_text())
     assert record["settings"]["mono"] is True
+
+
+def test_eval_scores_stereo_images_and_their_downmix(tmp_path, rng):
+    """bss_eval_images of the images and bss_eval_sources of the channel means, one matching."""
+    references = rng.standard_normal((2, 2, 6000)) / 10
+    estimates = references[::-1] + 0.03 * rng.standard_normal((2, 2, 6000))  # swapped order
+    for folder, signals, names in (("ref", references, ("a", "b")), ("est", estimates, ("x", "y"))):
+        (tmp_path / folder).mkdir()
+        for name, signal in zip(names, signals, strict=True):
+            sf.write(tmp_path / folder / f"{name}.wav", signal.T, 8000, subtype="FLOAT")
+    scores = nmfsep.evaluate(tmp_path / "ref", tmp_path / "est", permute=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        images = mir_eval.separation.bss_eval_images(
+            references.transpose(0, 2, 1), estimates.transpose(0, 2, 1)
+        )
+        downmix = mir_eval.separation.bss_eval_sources(references.mean(axis=1), estimates.mean(axis=1))
+    assert scores.estimates == ("y.wav", "x.wav")
+    np.testing.assert_allclose(scores.sdr, images[0], rtol=1e-5)
+    np.testing.assert_allclose(scores.downmix.sdr, downmix[0], rtol=1e-5)
+    np.testing.assert_allclose(scores.downmix.sar, downmix[2], rtol=1e-5)
+    run = run_cli(
+        "eval", "--reference", tmp_path / "ref", "--estimate", tmp_path / "est", "--permute", "--json"
+    )
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout)
+    assert report["mean"]["downmix"]["sdr"] == pytest.approx(float(np.mean(downmix[0])), rel=1e-5)
+    table = run_cli(
+        "eval", "--reference", tmp_path / "ref", "--estimate", tmp_path / "est", "--permute"
+    ).stdout
+    assert "images" in table.splitlines()[0] and "downmix" in table.splitlines()[0]
+
+
+def test_plot_shows_where_each_source_sits(tmp_path, panned_trio):
+    images, mix, rate = panned_trio
+    separation = nmfsep.separate(mix, rate, n_sources=3, max_iter=15)
+    nmfsep.save_model(tmp_path / "trio.npz", separation.model())
+    data = nmfsep.plot_data(tmp_path / "trio.npz")
+    assert data.pans.shape == (3, 1025) and data.pan_weights.shape == (3, 1025)
+    # the pan view's mean places are the sources' (left, centre, right)
+    means = np.sum(data.pans * data.pan_weights, axis=1) / data.pan_weights.sum(axis=1)
+    np.testing.assert_allclose(means, [-0.81, 0.0, 0.81], atol=0.05)
+    figure = nmfsep.plot.draw(data, "overview")
+    titles = [ax.get_title(loc="left") for ax in figure.axes]
+    assert "Where each source sits" in titles
+    sf.write(tmp_path / "trio.wav", mix.T, rate)
+    run = run_cli(
+        "plot", tmp_path / "trio.wav", "--model", tmp_path / "trio.npz", "-o", tmp_path / "trio.png"
+    )
+    assert run.returncode == 0, run.stderr
+    assert (tmp_path / "trio.png").stat().st_size > 10_000

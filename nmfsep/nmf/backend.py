@@ -185,6 +185,28 @@ def resolve_kernel(kernel: str, n_components: int, beta: float, dtype=np.float32
     return "numpy"
 
 
+def resolve_spatial_kernel(kernel: str, n_channels: int, dtype=np.float32) -> str:
+    """The kernel of the spatial model (:mod:`.spatial`): numba's fused stereo kernel for 2 channels
+    when it works ("auto" falls back on numpy with the same one warning per process), else numpy.
+
+    Raises
+    ------
+    ParameterError
+        For an unknown kernel, or "numba" when the stereo kernel cannot be used (naming why).
+    """
+    if kernel not in KERNELS:
+        raise ParameterError(f"kernel={kernel!r} is not one of {list(KERNELS)}")
+    if kernel == "numpy" or n_channels != 2:
+        return "numpy"
+    reason = load_family("spatial", dtype)
+    if reason is None:
+        return "numba"
+    if kernel == "numba":
+        raise ParameterError(f"kernel='numba' cannot be used: {reason}")
+    _warn_fallback(reason)
+    return "numpy"
+
+
 def kernels_need_compiling(
     n_components: int, beta: float | str = 1.0, kernel: str = "auto", dtype=np.float32
 ) -> bool:

@@ -861,9 +861,10 @@ def euclidean_sums(data, acts_t, first_row, F, numerators):
 
 
 #: Groups of kernels that one kind of factorization calls, loaded and checked together: the general
-#: kernels (IS, KL, other betas), the rank-4 ones (IS and KL up to rank 4), the Euclidean ones, and
-#: the Euclidean objective alone (which the numpy kernel of :mod:`.updates` borrows).
-FAMILIES = ("general", "rank4", "euclidean", "euclidean_objective")
+#: kernels (IS, KL, other betas), the rank-4 ones (IS and KL up to rank 4), the Euclidean ones, the
+#: Euclidean objective alone (which the numpy kernel of :mod:`.updates` borrows), and the stereo
+#: spatial model's (:mod:`.spatial_kernels`).
+FAMILIES = ("general", "rank4", "euclidean", "euclidean_objective", "spatial")
 
 
 def _examples(family: str, dtype) -> list[tuple[Any, tuple]]:
@@ -872,6 +873,10 @@ def _examples(family: str, dtype) -> list[tuple[Any, tuple]]:
     numba compiles (and caches) one machine code per signature of argument types, not values: the
     kind of update is an argument, so one call covers IS, KL and the general betas.
     """
+    if family == "spatial":
+        from . import spatial_kernels
+
+        return spatial_kernels.examples(dtype)
     data = np.ones((4, 3), dtype=dtype)
     bases_t = np.ones((2, 3), dtype=dtype)
     acts_t = np.ones((4, 2), dtype=dtype)
@@ -941,3 +946,4 @@ def warm_up() -> None:
     """Compile (or load from cache) every kernel for float32 and float64."""
     for dtype in (np.float32, np.float64):
         load(dtype)
+        load_family("spatial", dtype)

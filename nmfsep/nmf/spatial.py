@@ -83,8 +83,9 @@ class SpatialModel:
     history : list of float
         D at the start of every iteration.
     steps : list of float
-        D after every update (bases, activations, covariances in turn), from the passes that the
-        next update makes anyway: the sequence the MM updates keep non-increasing.
+        With ``record_steps``: D after every update (bases, activations, covariances in turn), from
+        the passes that the next update makes anyway, the sequence the MM updates keep
+        non-increasing; otherwise D at the start of every iteration (as ``history``).
     n_iter : int
     converged : bool
     """
@@ -120,7 +121,7 @@ class SpatialModel:
         np.ndarray [shape=(J, C, K, B)], complex: they add up to X.
         """
         P = self.spectra(frames)
-        return _images(X, P, self.covariances, self.floor, _use_numba(kernel, X.shape[0]))
+        return _images(X, P, self.covariances, self.floor, _use_numba(kernel, X.shape[0], P.dtype))
 
     def pan(self) -> np.ndarray:
         """Where each source sits, per frequency: -1 left ... +1 right [shape=(J, K)] (stereo).
@@ -152,14 +153,10 @@ def _spectra(H: np.ndarray, U: np.ndarray, frames: slice) -> np.ndarray:
     return out
 
 
-def _use_numba(kernel: str, n_channels: int) -> bool:
-    if kernel == "numpy" or n_channels != 2:
-        return False
-    from .backend import numba_status
+def _use_numba(kernel: str, n_channels: int, dtype=np.float32) -> bool:
+    from .backend import resolve_spatial_kernel
 
-    if kernel == "numba":
-        return True
-    return numba_status() is None
+    return resolve_spatial_kernel(kernel, n_channels, dtype) == "numba"
 
 
 def _pack(covariances: np.ndarray) -> np.ndarray:
@@ -203,9 +200,10 @@ class _Terms:
         self.objective_rows = np.zeros(n_bins)
         self.reset()
 
-    def reset(self, want_sums: bool = False) -> None:
+    def reset(self, want_sums: bool = False, want_objective: bool = True) -> None:
         self.objective_rows[:] = 0.0
         self.want_sums = want_sums
+        self.want_objective = want_objective
         if self.use_numba:
             self.sums = np.zeros(self.shape + (8,))
         else:
@@ -223,7 +221,16 @@ class _Terms:
             A = np.empty_like(P)
             B = np.empty_like(P)
             self._kernel(
-                X, P, self.packed, self.dtype(floor), A, B, self.objective_rows, self.sums, self.want_sums
+                X,
+                P,
+                self.packed,
+                self.dtype(floor),
+                A,
+                B,
+                self.objective_rows,
+                self.want_objective,
+                self.sums,
+                self.want_sums,
             )
             return A, B
         return self._numpy(X, P, floor)
@@ -235,8 +242,9 @@ class _Terms:
         inverse = np.linalg.inv(model)
         x = np.moveaxis(X, 0, -1).astype(np.complex128)  # (K, B, C)
         y = np.einsum("kbcd,kbd->kbc", inverse, x)
-        _, logdet = np.linalg.slogdet(model)
-        self.objective_rows += logdet.sum(axis=1) + np.einsum("kbc,kbc->k", np.conj(x), y).real
+        if self.want_objective:
+            _, logdet = np.linalg.slogdet(model)
+            self.objective_rows += logdet.sum(axis=1) + np.einsum("kbc,kbc->k", np.conj(x), y).real
         A = np.einsum("kbcd,jkdc->jkb", inverse, R).real
         B = np.einsum("kbc,jkcd,kbd->jkb", np.conj(y), R, y).real
         if self.want_sums:
@@ -246,7 +254,7 @@ class _Terms:
         return A.astype(self.dtype), B.astype(self.dtype)
 
     def objective(self) -> float:
-        return float(np.sum(self.objective_rows))
+        return float(np.sum(self.objective_rows)) if self.want_objective else float("nan")
 
     def spatial_sums(self) -> tuple[np.ndarray, np.ndarray]:
         if self.use_numba:
@@ -421,6 +429,7 @@ def fit_spatial(
     kernel: str = "auto",
     block_frames: int = BLOCK_FRAMES,
     callback: Callable[[SpatialProgress], None] | None = None,
+    record_steps: bool = False,
 ) -> SpatialModel:
     """Fit the multichannel NMF of the module docstring to a multichannel STFT.
 
@@ -444,6 +453,13 @@ def fit_spatial(
         (:func:`cluster_bins`).
     kernel : {"auto", "numba", "numpy"}
         numba's fused stereo kernel (C = 2) or numpy (any C; the reference).
+    block_frames : int
+        Frames per block of the passes over X.
+    callback : callable, optional
+        Receives a :class:`SpatialProgress` after every iteration.
+    record_steps : bool
+        Also compute D after the bases' and the activations' updates (``SpatialModel.steps``; a
+        logarithm per bin and pass, about a third of a pass): for tests of monotonicity.
 
     Returns
     -------
@@ -465,7 +481,7 @@ def fit_spatial(
         model = initial_model(
             X, labels, n_sources, n_components, seed=seed, dtype=dtype, block_frames=block_frames
         )
-    terms = _Terms(n_sources, K, C, dtype, _use_numba(kernel, C))
+    terms = _Terms(n_sources, K, C, dtype, _use_numba(kernel, C, dtype))
     tiny = np.finfo(dtype).tiny
     H, U = model.bases, model.activations
     blocks = [slice(start, min(N, start + block_frames)) for start in range(0, N, block_frames)]
@@ -494,17 +510,19 @@ def fit_spatial(
             break
         H *= np.sqrt(numerator / np.maximum(denominator, tiny))
         # activations: each block's own update
-        terms.reset()
+        terms.reset(want_objective=record_steps)
         for frames in blocks:
             A, B = terms(X[:, :, frames], _spectra(H, U, frames), model.floor)
             for j in range(n_sources):
                 U[j, :, frames] *= np.sqrt((H[j].T @ B[j]) / np.maximum(H[j].T @ A[j], tiny))
-        model.steps.append(terms.objective())
+        if record_steps:
+            model.steps.append(terms.objective())
         # covariances: G and S summed over all blocks, then the geometric-mean solution
-        terms.reset(want_sums=True)
+        terms.reset(want_sums=True, want_objective=record_steps)
         for frames in blocks:
             terms(X[:, :, frames], _spectra(H, U, frames), model.floor)
-        model.steps.append(terms.objective())
+        if record_steps:
+            model.steps.append(terms.objective())
         G, S = terms.spatial_sums()
         R = model.covariances
         updated = _positive(geometric_mean_solution(G, R @ S @ R))

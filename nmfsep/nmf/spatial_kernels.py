@@ -5,7 +5,7 @@ For every bin (f, n) of a block it forms the model covariance X^(f, n) = sum_j P
 
     a_j = tr(X^-1 R_j),   b_j = y^H R_j y            (real, non-negative)
 
-and adds log det X^ + x^H X^-1 x to the objective; with ``sums`` it also accumulates the
+and (with ``want_objective``) adds log det X^ + x^H X^-1 x to the objective; with ``want_sums`` it also accumulates the
 spatial statistics sum_n P_j X^-1 and sum_n P_j y y^H per source and frequency. Rows (bins) run in
 parallel; every row's sums are its own, so results do not depend on the thread count.
 
@@ -23,7 +23,7 @@ _FAST = {"reassoc", "contract", "nsz"}
 
 
 @nb.njit(cache=True, fastmath=_FAST, parallel=True)
-def stereo_terms(x, P, spatial, floor, a, b, objective, sums, want_sums):
+def stereo_terms(x, P, spatial, floor, a, b, objective, want_objective, sums, want_sums):
     J, F, B = P.shape
     for f in nb.prange(F):
         # the bin's inverse model and y = X^-1 x for the whole row first (one sweep over the
@@ -59,7 +59,8 @@ def stereo_terms(x, P, spatial, floor, a, b, objective, sums, want_sums):
             y1im = i11 * x1im + (i12re * x2im + i12im * x2re)
             y2re = (i12re * x1re + i12im * x1im) + i22 * x2re  # conj(i12) x1 + i22 x2
             y2im = (i12re * x1im - i12im * x1re) + i22 * x2im
-            total += np.log(det) + (x1re * y1re + x1im * y1im + x2re * y2re + x2im * y2im)
+            if want_objective:  # the logarithm costs as much as the rest of the bin
+                total += np.log(det) + (x1re * y1re + x1im * y1im + x2re * y2re + x2im * y2im)
             inverse[0, n] = i11
             inverse[1, n] = i22
             inverse[2, n] = i12re
@@ -150,6 +151,6 @@ def examples(dtype=np.float32):
     b = np.empty_like(P)
     floor = dtype(1e-6) if callable(dtype) else np.dtype(dtype).type(1e-6)
     return [
-        (stereo_terms, (x, P, spatial, floor, a, b, np.zeros(F), np.zeros((J, F, 8)), True)),
+        (stereo_terms, (x, P, spatial, floor, a, b, np.zeros(F), True, np.zeros((J, F, 8)), True)),
         (stereo_images, (x, P, spatial, floor, np.empty((J, 2, F, B), complex_type))),
     ]
