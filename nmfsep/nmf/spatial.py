@@ -39,6 +39,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from .factorize import factorize
 
@@ -291,23 +292,68 @@ def _hermitian_power(M: np.ndarray, power: float) -> np.ndarray:
 def geometric_mean_solution(G: np.ndarray, B: np.ndarray) -> np.ndarray:
     """The Hermitian positive semi-definite R with R G R = B: G^-1 # B (batched, any size).
 
-    R = G^-1/2 (G^1/2 B G^1/2)^1/2 G^-1/2 (Sawada et al. 2013, eq. 31).
+    R = G^-1/2 (G^1/2 B G^1/2)^1/2 G^-1/2 (Sawada et al. 2013, eq. 31). For 2 x 2 matrices the
+    square roots are closed-form, sqrt(M) = (M + sqrt(det M) I) / sqrt(tr M + 2 sqrt(det M)),
+    which holds for singular M too (a rank-one B, from a source panned to one point) and is 10
+    times faster than numpy's batched eigh; G and B are scaled to unit trace first.
     """
-    root = _hermitian_power(G, 0.5)
-    inverse_root = _hermitian_power(G, -0.5)
-    inner = root @ B @ root
-    inner = (inner + np.conj(np.swapaxes(inner, -1, -2))) / 2
-    R = inverse_root @ _hermitian_power(inner, 0.5) @ inverse_root
+    if G.shape[-1] != 2:
+        root = _hermitian_power(G, 0.5)
+        inverse_root = _hermitian_power(G, -0.5)
+        inner = root @ B @ root
+        inner = (inner + np.conj(np.swapaxes(inner, -1, -2))) / 2
+        R = inverse_root @ _hermitian_power(inner, 0.5) @ inverse_root
+        return (R + np.conj(np.swapaxes(R, -1, -2))) / 2
+    tiny = np.finfo(np.float64).tiny
+    g = np.maximum(np.trace(G, axis1=-2, axis2=-1).real, tiny)[..., None, None]
+    b = np.maximum(np.trace(B, axis1=-2, axis2=-1).real, tiny)[..., None, None]
+    root = _sqrt2(G / g)
+    # G is singular only where the source has no spectrum (P_j = 0 at that frequency): no solution
+    # there, R = 0, which the caller replaces by the previous covariance
+    singular = _det2(root) <= 1e-12
+    root[singular] = np.eye(2)
+    inverse_root = _inverse2(root)
+    inner = root @ (B / b) @ root
+    R = inverse_root @ _sqrt2((inner + np.conj(np.swapaxes(inner, -1, -2))) / 2) @ inverse_root
+    R *= np.sqrt(b / g)  # R G R = B from the unit-trace solution
+    R[singular] = 0.0
     return (R + np.conj(np.swapaxes(R, -1, -2))) / 2
 
 
+def _sqrt2(M: np.ndarray) -> np.ndarray:
+    """Square root of 2 x 2 Hermitian positive semi-definite matrices (batched)."""
+    root_det = np.sqrt(np.maximum(_det2(M), 0.0))
+    scale = np.sqrt(
+        np.maximum(np.trace(M, axis1=-2, axis2=-1).real + 2 * root_det, np.finfo(np.float64).tiny)
+    )
+    return (M + root_det[..., None, None] * np.eye(2)) / scale[..., None, None]
+
+
+def _det2(M: np.ndarray) -> np.ndarray:
+    return (M[..., 0, 0] * M[..., 1, 1] - M[..., 0, 1] * M[..., 1, 0]).real
+
+
+def _inverse2(M: np.ndarray) -> np.ndarray:
+    inverse = np.empty_like(M)
+    inverse[..., 0, 0] = M[..., 1, 1]
+    inverse[..., 1, 1] = M[..., 0, 0]
+    inverse[..., 0, 1] = -M[..., 0, 1]
+    inverse[..., 1, 0] = -M[..., 1, 0]
+    return inverse / _det2(M)[..., None, None]
+
+
 def _positive(R: np.ndarray, share: float = 1e-9) -> np.ndarray:
-    """R with its eigenvalues raised to at least ``share`` of its trace: rounding leaves a rank-one
-    solution with a slightly negative eigenvalue, which a loud spectrum would amplify."""
-    values, vectors = np.linalg.eigh(R)
-    low = share * np.maximum(values.sum(axis=-1, keepdims=True), 0.0)
-    values = np.maximum(values, low)
-    return np.einsum("...cd,...d,...ed->...ce", vectors, values, np.conj(vectors))
+    """R with its smallest eigenvalue raised to at least ``share`` of its trace (by adding a multiple
+    of the identity): rounding leaves a rank-one solution with a slightly negative eigenvalue, which
+    a loud spectrum would amplify into an indefinite model."""
+    trace = np.trace(R, axis1=-2, axis2=-1).real
+    if R.shape[-1] == 2:
+        half = trace / 2
+        smallest = half - np.sqrt(np.maximum(half**2 - _det2(R), 0.0))
+    else:
+        smallest = np.linalg.eigvalsh(R)[..., 0]
+    lift = np.maximum(share * np.maximum(trace, 0.0) - smallest, 0.0)
+    return R + lift[..., None, None] * np.eye(R.shape[-1])
 
 
 # ----------------------------------------------------------------------------------------- initialisation
@@ -468,6 +514,30 @@ def fit_spatial(
     C, K, N = X.shape
     if C < 2:
         raise ValueError(f"the spatial model needs 2 or more channels, not {C}")
+    # One BLAS thread: the products here are small, and OpenBLAS threads left spinning after each
+    # would take the cores from the numba kernel between them; it also makes results independent
+    # of the machine's core count.
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _fit(
+            X,
+            n_sources,
+            n_components,
+            max_iter,
+            tol,
+            seed,
+            init,
+            dtype,
+            kernel,
+            block_frames,
+            callback,
+            record_steps,
+        )
+
+
+def _fit(
+    X, n_sources, n_components, max_iter, tol, seed, init, dtype, kernel, block_frames, callback, record_steps
+):
+    C, K, N = X.shape
     dtype = np.dtype(dtype).type
     if isinstance(init, SpatialModel):
         model = SpatialModel(
