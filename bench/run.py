@@ -19,7 +19,12 @@ One run on the same data measures, and writes to bench/results.md (printing it t
    on the summed magnitude, Wiener masks, librosa.istft, soundfile), same rank, divergence and
    iteration count: wall time, ratio, peak RSS (of that process alone, from wait4);
 5. growth with duration: 30 s, 3 min, 15 min, 60 min of 44.1 kHz stereo;
-6. the machine, BLAS and thread settings.
+6. stereo sources (the spatial model of ``--sources J``): its time next to pyroomacoustics' FastMNMF
+   at the same sources, bases and iterations on the same file (bench/stereo_speed.py), `nmfsep
+   separate --sources 4` on a 3-minute 44.1 kHz stereo file, and, where the private stereo dev set
+   is present (../shared/data/real-stereo-dev; only read), its quality next to FastMNMF, pan
+   clustering, the mono route and the oracle (bench/stereo_baselines.py);
+7. the machine, BLAS and thread settings.
 
 Speeds are ratios measured side by side: the machines are shared and noisy.
 """
@@ -341,6 +346,101 @@ def scaling(tmp: Path, durations=(0.5, 3, 15, 60)) -> list[dict]:
     return rows
 
 
+STEREO_DEV = ROOT.parent / "shared" / "data" / "real-stereo-dev"
+
+
+def stereo(tmp: Path, quick: bool = False) -> dict:
+    """The spatial model's rows (see the module docstring, 6)."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    import stereo_speed
+
+    rows: dict = {}
+    song = tmp / "panned30.wav"
+    stereo_speed.make_panned_input(song, 0.5 if not quick else 0.1)
+    rows["speed"] = stereo_speed.compare(song, 4, 16, 100 if not quick else 10, repeats=1 if quick else 2)
+    song.unlink()
+    song = tmp / "panned3.wav"
+    stereo_speed.make_panned_input(song, 3 if not quick else 0.5)
+    # the default command, as a user runs it, and both engines at 10 iterations on the same file
+    command = [
+        sys.executable,
+        "-m",
+        "nmfsep",
+        "separate",
+        str(song),
+        "--sources",
+        "4",
+        "-o",
+        str(tmp / "out"),
+        "--force",
+    ]
+    wall, rss, log = run_measured(command)
+    print(f"  stereo: --sources 4, 3 min: {wall:.1f} s, {rss:.0f} MB", flush=True)
+    rows["three"] = {"wall": wall, "rss": rss, "log": log}
+    rows["three_speed"] = stereo_speed.compare(song, 4, 16, 10, repeats=1)
+    song.unlink()
+    if STEREO_DEV.is_dir() and not quick:
+        import stereo_baselines
+
+        methods = ["nmfsep", "nmfsep-mono", "pan", "fastmnmf", "fastmnmf2", "oracle"]
+        rows["quality"] = stereo_baselines.evaluate(STEREO_DEV, methods)
+    return rows
+
+
+def stereo_report(rows: dict) -> list[str]:
+    speed, three, at_three = rows["speed"], rows["three"], rows["three_speed"]
+    out = [
+        "",
+        "## Stereo sources: the spatial model of `--sources J`",
+        "",
+        "`nmfsep separate song.wav --sources J` on stereo fits a multichannel NMF (a spatial covariance per",
+        "source and frequency and an NMF spectrum per source, Sawada et al. 2013) and writes the sources'",
+        "multichannel Wiener images. Next to pyroomacoustics' FastMNMF (Sekiguchi et al. 2019), the nearest",
+        "installable tool, with the same sources, NMF bases per source and iterations (tol 0) on the same file",
+        "(bench/stereo_speed.py: four sources of the shipped samples panned apart, 44.1 kHz): the whole",
+        "separation in-process (STFT, fit, Wiener filters, inverse STFT), min of interleaved runs. FastMNMF",
+        "uses its own STFT (block 4096, hop 2048), nmfsep its defaults (n_fft 4096, hop 1024: twice the frames).",
+        "",
+        "| file | J | bases per source | iterations | FastMNMF (s) | nmfsep (s) | speed-up |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in (speed, at_three):
+        out.append(
+            f"| {row['seconds']:.0f} s | {row['sources']} | {row['bases']} | {row['iterations']} | "
+            f"{row['fastmnmf']:.1f} | {row['nmfsep']:.1f} | **{row['fastmnmf'] / row['nmfsep']:.1f}x** |"
+        )
+    per_iteration = (
+        (at_three["fastmnmf"] / at_three["iterations"]) if at_three["iterations"] else float("nan")
+    )
+    out += [
+        "",
+        "The default command on the 3-minute file, `nmfsep separate song.wav --sources 4` (6 bases per source,",
+        f"stops at tol 1e-4 or 200 iterations): **{three['wall']:.1f} s** wall, peak RSS {three['rss']:.0f} MB:",
+        f"`{three['log']}`. FastMNMF at the same size takes {per_iteration:.1f} s per iteration (above: 10",
+        f"iterations), so its usual 100 iterations would take about {100 * per_iteration / 60:.0f} minutes.",
+        "Memory holds the complex STFT of both channels (C x K x N complex64: 8 bytes per bin and channel,",
+        "memory-mapped to a temporary file beyond `--max-memory`) and the terms of one block of 256 frames;",
+        "the spatial statistics are J x K 2 x 2 matrices.",
+    ]
+    quality = rows.get("quality")
+    if quality is not None:
+        sys.path.insert(0, str(ROOT / "bench"))
+        import stereo_baselines
+
+        out += [
+            "",
+            "### Quality on real stereo recordings (private dev set, only read)",
+            "",
+            f"`python bench/stereo_baselines.py {STEREO_DEV} --methods {' '.join(quality['methods'])}`: mono",
+            "downmix SDR (mir_eval bss_eval_sources on the channel means, its best-SIR permutation) and image",
+            "SDR (bss_eval_images), per item and source; `nmfsep` is `nmfsep.separate(mix, rate, n_sources=J)`",
+            "with every default, `nmfsep-mono` the same with `mono=True` (the grouping route).",
+            "",
+            stereo_baselines.markdown(quality),
+        ]
+    return out
+
+
 def machine() -> list[str]:
     import numba
     import sklearn
@@ -372,7 +472,9 @@ def machine() -> list[str]:
 
 
 # --------------------------------------------------------------------------------------- report
-def report(args, K, N, bound, iteration_rows, quality_rows, e2e_rows, scaling_rows, seconds) -> str:
+def report(
+    args, K, N, bound, iteration_rows, quality_rows, e2e_rows, scaling_rows, stereo_rows, seconds
+) -> str:
     out = [
         "# nmfsep benchmark",
         "",
@@ -477,6 +579,7 @@ def report(args, K, N, bound, iteration_rows, quality_rows, e2e_rows, scaling_ro
         "",
     ]
     out += [f"- {row['minutes']:g} min: `{row['log']}`" for row in scaling_rows]
+    out += stereo_report(stereo_rows)
     return "\n".join(out) + "\n"
 
 
@@ -500,8 +603,18 @@ def main(argv=None) -> int:
         tmp = Path(tmp)
         e2e_rows = end_to_end(tmp, repeats=1 if args.quick else 3, iters=20 if args.quick else 200)
         scaling_rows = scaling(tmp, (0.5, 1) if args.quick else (0.5, 3, 15, 60))
+        stereo_rows = stereo(tmp, quick=args.quick)
     text = report(
-        args, K, N, bound, iteration_rows, quality_rows, e2e_rows, scaling_rows, time.perf_counter() - started
+        args,
+        K,
+        N,
+        bound,
+        iteration_rows,
+        quality_rows,
+        e2e_rows,
+        scaling_rows,
+        stereo_rows,
+        time.perf_counter() - started,
     )
     args.out.write_text(text)
     print(text)
