@@ -289,7 +289,8 @@ def report_lines(
     where = folders[0] + os.sep if len(folders) == 1 else f"{len(folders)} folders"
     caveat = " (lossy: the parts no longer sum exactly to the input)" if lossy else ""
     if outcome.model == "spatial":
-        what = f"{outcome.components} sources (spatial model), {outcome.iterations} iterations, objective"
+        noun = "source" if outcome.components == 1 else "sources"
+        what = f"{outcome.components} {noun} (spatial model), {outcome.iterations} iterations, objective"
     else:
         what = f"{outcome.components} components, {outcome.iterations} iterations, divergence"
     return [

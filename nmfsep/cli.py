@@ -113,11 +113,12 @@ def _progress(length: int, label: str, enabled: bool) -> Iterator[_Bar | None]:
             bar.update(bar.length - bar.pos)
 
 
-def _announce_compiling(rank: int, beta: float) -> None:
-    """One line before a run that must first compile numba's kernels, so it does not look stuck."""
+def _announce_compiling(rank: int, beta: float, spatial: bool = False) -> None:
+    """One line before a run that must first compile numba's kernels, so it does not look stuck
+    (``spatial``: the run may use the stereo spatial model's kernel too)."""
     from .nmf import kernels_need_compiling
 
-    if kernels_need_compiling(rank, beta):
+    if kernels_need_compiling(rank, beta) or (spatial and kernels_need_compiling(0, family="spatial")):
         click.echo(
             f"Compiling the numba kernels for this installation (once; about {COMPILE_SECONDS} s, later "
             "runs load them from numba's cache; `make install` does it ahead of time)...",
@@ -183,7 +184,13 @@ def separate(inputs, plot, from_list, jobs, scheduler, manifest, json_lines, qui
         _fail(error)
     settings = run.settings
     if not quiet:
-        _announce_compiling(run.rank, run.options.resolved_beta)
+        _announce_compiling(
+            run.rank,
+            run.options.resolved_beta,
+            spatial=run.options.n_sources is not None
+            and not run.options.mono
+            and not run.settings["sources"],
+        )
     tty = sys.stderr.isatty() and not quiet
     per_file = tty and len(run.tracks) == 1 and jobs == 1 and not scheduler
     iterations = settings["max_iter"] * settings["n_init"]

@@ -153,7 +153,7 @@ def plot_data(
         )
     stream = audio_io.AudioStream.from_samples(signal, rate)
     separation = analyse(stream, settings, callback=callback)
-    return _plot_data_from(separation, _display_magnitude(stream, settings.stft), title)
+    return overview_data(separation, stream, title)  # with the STFT the separation used
 
 
 def _separation_from_model(saved: Model, where) -> Separation:

@@ -108,9 +108,18 @@ def prepare(
     if path.is_file():  # (a missing input fails on its own when it is opened)
         # resolved values, so that equivalent spellings (-d is, --beta 0; pcm_16, PCM_16) match
         recorded = {
-            k: v for k, v in settings.as_dict().items() if k not in ("divergence", "beta", "hop_length")
+            k: v
+            for k, v in settings.as_dict().items()
+            if k not in ("divergence", "beta", "n_fft", "hop_length", "mono")
         }
-        recorded |= {"beta": settings.resolved_beta, "hop_length": settings.stft.hop_length}
+        recorded["beta"] = settings.resolved_beta
+        if settings.n_sources is not None and not settings.mono and not loaded.models:
+            # the spatial model's STFT depends on the input's channels and rate: the values as given
+            recorded |= {"n_fft": settings.n_fft, "hop_length": settings.hop_length, "spatial": True}
+        else:  # resolved, as before the spatial model (older records still match)
+            recorded |= {"n_fft": settings.stft.n_fft, "hop_length": settings.stft.hop_length}
+        if settings.mono:
+            recorded["mono"] = True
         record = plan.settings_record(
             path,
             {

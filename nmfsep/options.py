@@ -475,12 +475,15 @@ class Options:
         n_fft = DEFAULT_N_FFT if self.n_fft is None else self.n_fft
         return STFTSettings(n_fft=n_fft, hop_length=self.hop_length, window=self.window)
 
-    def spatial_stft(self, sample_rate: int) -> STFTSettings:
+    def spatial_stft(self, sample_rate: int, n_samples: int | None = None) -> STFTSettings:
         """The STFT of the spatial model: ``n_fft`` if given, else frames of about
-        :data:`SPATIAL_FRAME_SECONDS` (a power of two of samples)."""
+        :data:`SPATIAL_FRAME_SECONDS` (a power of two of samples; shorter for audio shorter than
+        that, down to the default 2048)."""
         if self.n_fft is not None:
             return self.stft
         n_fft = 2 ** int(round(np.log2(SPATIAL_FRAME_SECONDS * sample_rate)))
+        if n_samples is not None and n_samples < n_fft:
+            n_fft = max(DEFAULT_N_FFT, 2 ** int(np.floor(np.log2(max(n_samples, 1)))))
         n_fft = int(min(MAX_N_FFT, max(MIN_N_FFT, n_fft)))
         hop = None if self.hop_length is None else min(self.hop_length, n_fft)
         return STFTSettings(n_fft=n_fft, hop_length=hop, window=self.window)

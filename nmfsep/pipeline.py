@@ -22,10 +22,13 @@ from . import audio as audio_io
 from .blockwise import multichannel_spectrogram, resynthesise, resynthesise_images, spectrogram_frames
 from .errors import AudioError, NmfsepError, NmfsepWarning, ParameterError
 from .nmf import Progress, factorize
-from .nmf.spatial import SpatialModel, SpatialProgress, fit_spatial
+from .nmf.spatial import SpatialModel, SpatialProgress, fit_spatial, pan_spread
 from .options import DEFAULTS, LEARN_COMPONENTS, Options, default_components, memory_budget
 from .sources import NO_SOURCES, Model, Sources, check_source, load_sources
 from .spectrogram import STFTSettings, n_frames
+
+#: Below this spread of pan angles (radians, energy-weighted) the channels carry no spatial cue.
+MIN_PAN_SPREAD = 1e-3
 
 
 @dataclass(frozen=True)
@@ -259,12 +262,25 @@ def _analyse_spatial(
     max_memory: float | str | None = None,
 ) -> Separation:
     """The spatial route of :func:`analyse`: multichannel NMF of the complex STFT of every channel."""
-    stft_settings = options.spatial_stft(stream.sample_rate)
+    stft_settings = options.spatial_stft(stream.sample_rate, stream.n_samples)
     J = options.n_sources
     per_source = max(1, options.n_components // J)
     X, silent = multichannel_spectrogram(stream, stft_settings, max_memory=memory_budget(max_memory))
     if silent:
         warnings.warn("audio is silent: every source will be silence", NmfsepWarning, stacklevel=3)
+    elif pan_spread(X) < MIN_PAN_SPREAD:
+        # a mono recording saved as stereo: every bin sits at one place, and the spatial model would
+        # put everything in one source (measured: 99.99999% of the energy, the others near silence)
+        del X
+        warnings.warn(
+            "the channels are identical (or proportional): nothing tells the sources apart by place, "
+            "so they come from the mono route, as with [[mono=True]]",
+            NmfsepWarning,
+            stacklevel=3,
+        )
+        return analyse(
+            stream, replace(options, mono=True), NO_SOURCES, callback=callback, max_memory=max_memory
+        )
 
     def progress(step: SpatialProgress) -> None:
         callback(Progress(0, 1, step.iteration + 1, step.max_iter, step.objective))

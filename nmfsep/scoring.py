@@ -174,9 +174,12 @@ def evaluate(
             sdr, _, sir, sar, perm = mir_eval.separation.bss_eval_images(
                 R.transpose(0, 2, 1), E.transpose(0, 2, 1), compute_permutation=permute
             )
-            mixed = mir_eval.separation.bss_eval_sources(
-                R.mean(axis=1), E[np.asarray(perm)].mean(axis=1), compute_permutation=False
-            )
+            downmixes = (R.mean(axis=1), E[np.asarray(perm)].mean(axis=1))
+            for signals, paths in zip(downmixes, (refs, [ests[int(j)] for j in perm]), strict=True):
+                for signal, path in zip(signals, paths, strict=True):
+                    if not np.any(signal):  # channels in opposite phase
+                        raise AudioError("silent downmix (the channels cancel): bss_eval is undefined", path)
+            mixed = mir_eval.separation.bss_eval_sources(*downmixes, compute_permutation=False)
     names = tuple(r.stem for r in refs)
     matched = tuple(ests[int(j)].name for j in perm)
     downmix = None

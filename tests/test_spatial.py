@@ -278,3 +278,81 @@ def test_plot_shows_where_each_source_sits(tmp_path, panned_trio):
     )
     assert run.returncode == 0, run.stderr
     assert (tmp_path / "trio.png").stat().st_size > 10_000
+
+
+def test_audio_shorter_than_the_default_frame_uses_a_shorter_one(rng):
+    noise = (0.1 * rng.standard_normal((2, 3000))).astype(np.float32)
+    result = nmfsep.separate(noise, 44100, n_sources=2, max_iter=5)
+    assert result.settings["stft"]["n_fft"] == 2048 and result.components.shape == (2, 2, 3000)
+    long = nmfsep.separate(np.tile(noise, 3), 44100, n_sources=2, max_iter=5)
+    assert long.settings["stft"]["n_fft"] == 4096  # ~93 ms at 44.1 kHz
+
+
+def test_identical_channels_fall_back_to_the_mono_route(panned_trio):
+    """A mono recording saved as stereo has no spatial cue: the grouping route, with a warning."""
+    images, mix, rate = panned_trio
+    mono = mix.sum(axis=0)
+    with pytest.warns(NmfsepWarning, match="identical"):
+        result = nmfsep.separate(np.stack([mono, 0.5 * mono]), rate, n_sources=3, max_iter=20)
+    assert not result.spatial and result.components.shape == (3, 2, mono.shape[0])
+    assert all(np.any(component) for component in result.components)
+
+
+def test_kernel_on_blocks_of_frames_and_near_singular_models(rng):
+    """The fit passes views of X (blocks of frames); sources panned to one point make X^ near singular."""
+    J, K, B = 2, 9, 30
+    full = (rng.standard_normal((2, K, 3 * B)) + 1j * rng.standard_normal((2, K, 3 * B))).astype(np.complex64)
+    X = full[:, :, B : 2 * B]
+    direction = np.array([0.8, 0.6])
+    R = np.empty((J, K, 2, 2), complex)
+    R[0] = np.outer(direction, direction)
+    R[1] = np.outer(direction, direction) + 1e-7 * np.eye(2)  # both at one place: X^ ~ rank one
+    R /= np.trace(R, axis1=2, axis2=3).real[..., None, None]
+    P = rng.gamma(0.5, size=(J, K, B)).astype(np.float32) * 1e4
+    kernels_used = [False] + ([True] if numba_status() is None else [])
+    results = []
+    for use_numba in kernels_used:
+        terms = spatial._Terms(J, K, 2, np.float32, use_numba)
+        terms.set_covariances(R)
+        terms.reset(want_sums=True)
+        results.append((*terms(X, P, 1e-3), terms.objective()))
+        images = spatial._images(np.ascontiguousarray(X), P, R, 1e-3, use_numba)
+        assert np.all(np.isfinite(images))
+        assert np.abs(images.sum(axis=0) - X).max() < 1e-4 * np.abs(X).max()
+    assert all(np.all(np.isfinite(value)) for value in results[0])
+    for ours, reference in zip(results[-1], results[0], strict=True):
+        # condition ~1e7: the small terms (across the common direction) agree to ~1e-3 relative
+        np.testing.assert_allclose(ours, reference, rtol=1e-2, atol=1e-5 * np.abs(reference).max())
+
+
+def test_geometric_mean_of_a_rank_one_and_a_singular_case():
+    G = np.array([[[2.0, 0.5], [0.5, 1.0]]], dtype=complex)
+    v = np.array([0.6, 0.8j])
+    B = np.outer(v, np.conj(v))[None]  # rank one: a source at one place
+    R = spatial.geometric_mean_solution(G, B)
+    np.testing.assert_allclose(R @ G @ R, B, atol=1e-12)
+    # G singular where a source has no spectrum: no solution, R = 0 (the caller keeps the old one)
+    assert not np.any(spatial.geometric_mean_solution(np.zeros((1, 2, 2), complex), B))
+
+
+def test_plot_data_of_stereo_audio_with_sources(panned_trio):
+    images, mix, rate = panned_trio
+    data = nmfsep.plot_data(mix, rate, n_sources=3, max_iter=10)
+    assert data.spectrogram.shape == (data.bases.shape[0], data.activations.shape[1])
+    assert data.pans.shape == (3, data.bases.shape[0])
+
+
+def test_records_tell_the_spatial_stft_apart(tmp_path, panned_trio):
+    """--skip-existing: another --hop is another separation on the spatial route."""
+    images, mix, rate = panned_trio
+    path = tmp_path / "trio.wav"
+    sf.write(path, mix.T, rate)
+    out = tmp_path / "out"
+    first = nmfsep.separate_file(path, n_sources=3, max_iter=5, out_dir=out)
+    again = nmfsep.separate_file(path, n_sources=3, max_iter=5, out_dir=out, skip_existing=True)
+    assert again.skipped
+    with pytest.warns(NmfsepWarning, match="other settings"):
+        other = nmfsep.separate_file(
+            path, n_sources=3, max_iter=5, out_dir=out, skip_existing=True, hop_length=256
+        )
+    assert not other.skipped and first.outputs == other.outputs

@@ -208,18 +208,26 @@ def resolve_spatial_kernel(kernel: str, n_channels: int, dtype=np.float32) -> st
 
 
 def kernels_need_compiling(
-    n_components: int, beta: float | str = 1.0, kernel: str = "auto", dtype=np.float32
+    n_components: int,
+    beta: float | str = 1.0,
+    kernel: str = "auto",
+    dtype=np.float32,
+    family: str | None = None,
 ) -> bool:
     """Whether a factorization of this rank and beta will first compile numba kernels (tens of
     seconds, once: e.g. the first run after ``pip install`` without ``make install``'s warm-up).
 
+    ``family`` asks about one family of kernels instead (``"spatial"``: the stereo spatial model's).
     Cheap (imports numba and reads numba's on-disk cache index of each kernel it needs; compiles
     nothing) and never raises: False whenever it cannot tell, and when numba cannot be used at all
     (the numpy kernels need no compiling).
     """
     try:
         beta = beta_from_name(beta)
-        families = _families(_choice(kernel, n_components, beta), n_components, beta)
+        if family is not None:  # one family by name (e.g. "spatial")
+            families = (family,)
+        else:
+            families = _families(_choice(kernel, n_components, beta), n_components, beta)
         if not families:
             return False
         kernels, reason = _import_kernels()

@@ -244,7 +244,8 @@ class _Terms:
         x = np.moveaxis(X, 0, -1).astype(np.complex128)  # (K, B, C)
         y = np.einsum("kbcd,kbd->kbc", inverse, x)
         if self.want_objective:
-            _, logdet = np.linalg.slogdet(model)
+            sign, logdet = np.linalg.slogdet(model)
+            logdet = np.where(sign > 0, logdet, np.nan)  # an indefinite model must not pass unseen
             self.objective_rows += logdet.sum(axis=1) + np.einsum("kbc,kbc->k", np.conj(x), y).real
         A = np.einsum("kbcd,jkdc->jkb", inverse, R).real
         B = np.einsum("kbc,jkcd,kbd->jkb", np.conj(y), R, y).real
@@ -383,8 +384,8 @@ def cluster_bins(
         centres = kmeans.cluster_centers_
     else:  # silence: any split will do
         centres = np.zeros((n_clusters, features.shape[1]))
-    # left to right: decreasing first-channel share
-    order = np.argsort(-centres[:, 0], kind="stable")
+    # left to right: the pan angle increasing (stereo), else the first channel's share decreasing
+    order = np.argsort(centres[:, 0] if C == 2 else -centres[:, 0], kind="stable")
     centres = centres[order]
     labels = np.empty((K, N), dtype=np.int8)
     for start in range(0, N, block_frames):
@@ -396,6 +397,21 @@ def cluster_bins(
     if n_clusters < n_sources:  # fewer distinct bins than sources: the rest start empty
         pass
     return labels
+
+
+def pan_spread(X: np.ndarray) -> float:
+    """How far apart the bins sit between the channels: the energy-weighted standard deviation of the
+    channel directions (for stereo, of the pan angle, in radians) over at most CLUSTER_SAMPLE bins.
+    0 when the channels are proportional (a mono recording saved as stereo): no spatial cue."""
+    C, K, N = X.shape
+    step = max(1, (K * N) // CLUSTER_SAMPLE)
+    sample = np.abs(X.reshape(C, K * N)[:, ::step]).astype(np.float64).T
+    features, weights = _directions(sample)
+    total = float(weights.sum())
+    if total <= 0:
+        return 0.0
+    mean = (features * weights[:, None]).sum(axis=0) / total
+    return float(np.sqrt(np.sum(((features - mean) ** 2).sum(axis=1) * weights) / total))
 
 
 def _directions(magnitudes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -429,14 +445,14 @@ def initial_model(
         for j in range(J):
             member = block_labels == j
             covariances[j] += np.einsum("kb,ckb,dkb->kcd", member, block, np.conj(block))
-        power[:, frames] = (np.abs(block) ** 2).sum(axis=0) / C
+        power[:, frames] = (np.abs(block) ** 2).sum(axis=0)  # tr(x x^H): the covariances have trace 1
     trace = np.trace(covariances, axis1=2, axis2=3).real
     empty = trace <= 0
     covariances[empty] = np.eye(C) / C
     trace[empty] = 1.0
     covariances /= trace[:, :, None, None]
     covariances = (1 - LOADING) * covariances + LOADING * np.eye(C) / C
-    floor = FLOOR * float(np.mean(power)) if np.any(power) else 1e-20
+    floor = FLOOR * float(np.mean(power)) / C if np.any(power) else 1e-20  # per channel
     bases = np.empty((J, K, n_components), dtype=dtype)
     activations = np.empty((J, n_components, N), dtype=dtype)
     masked = np.empty_like(power)

@@ -150,7 +150,9 @@ def examples(dtype=np.float32):
     a = np.empty_like(P)
     b = np.empty_like(P)
     floor = dtype(1e-6) if callable(dtype) else np.dtype(dtype).type(1e-6)
+    sliced = np.ones((2, F, 2 * B), complex_type)[:, :, :B]  # the fit passes blocks of frames of X
     return [
         (stereo_terms, (x, P, spatial, floor, a, b, np.zeros(F), True, np.zeros((J, F, 8)), True)),
+        (stereo_terms, (sliced, P, spatial, floor, a, b, np.zeros(F), True, np.zeros((J, F, 8)), True)),
         (stereo_images, (x, P, spatial, floor, np.empty((J, 2, F, B), complex_type))),
     ]
