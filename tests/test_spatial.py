@@ -68,7 +68,14 @@ def downmix_sdr(references: np.ndarray, estimates: np.ndarray) -> np.ndarray:
 def test_every_update_lowers_the_objective(trio_stft, kernel):
     """Sawada et al.'s MM updates: D never increases, after the bases, activations or covariances."""
     model = spatial.fit_spatial(
-        trio_stft, 3, 4, max_iter=12, tol=0, dtype=np.float64, kernel=kernel, record_steps=True
+        trio_stft.astype(np.complex128),  # float64 throughout (the kernels compiled by make install)
+        3,
+        4,
+        max_iter=12,
+        tol=0,
+        dtype=np.float64,
+        kernel=kernel,
+        record_steps=True,
     )
     steps = np.array(model.steps)
     assert len(steps) == 3 * 12 + 1
