@@ -346,7 +346,8 @@ def scaling(tmp: Path, durations=(0.5, 3, 15, 60)) -> list[dict]:
     return rows
 
 
-STEREO_DEV = ROOT.parent / "shared" / "data" / "real-stereo-dev"
+#: The private stereo dev set (only read, where present): beside the checkout, or NMFSEP_STEREO_DEV.
+STEREO_DEV = Path(os.environ.get("NMFSEP_STEREO_DEV", ROOT.parent / "shared" / "data" / "real-stereo-dev"))
 
 
 def stereo(tmp: Path, quick: bool = False) -> dict:
@@ -379,7 +380,9 @@ def stereo(tmp: Path, quick: bool = False) -> dict:
     rows["three"] = {"wall": wall, "rss": rss, "log": log}
     rows["three_speed"] = stereo_speed.compare(song, 4, 16, 10, repeats=1)
     song.unlink()
-    if STEREO_DEV.is_dir() and not quick:
+    if not STEREO_DEV.is_dir():
+        print(f"  stereo: no stereo dev set at {STEREO_DEV} (set NMFSEP_STEREO_DEV): quality not measured")
+    elif not quick:
         import stereo_baselines
 
         methods = ["nmfsep", "nmfsep-mono", "pan", "fastmnmf", "fastmnmf2", "oracle"]
@@ -423,7 +426,9 @@ def stereo_report(rows: dict) -> list[str]:
         "the spatial statistics are J x K 2 x 2 matrices.",
     ]
     quality = rows.get("quality")
-    if quality is not None:
+    if quality is None:
+        out += ["", f"(Quality on real stereo recordings: no stereo dev set at `{STEREO_DEV}` in this run.)"]
+    else:
         sys.path.insert(0, str(ROOT / "bench"))
         import stereo_baselines
 

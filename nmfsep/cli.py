@@ -162,6 +162,7 @@ def separate(inputs, plot, from_list, jobs, scheduler, manifest, json_lines, qui
       find . -name '*.flac' | nmfsep separate --from-list - -m 4
       nmfsep separate mix.wav --source voice.npz --source piano.npz   ->  voice.wav, piano.wav
       nmfsep separate mix.wav --sources 2                             ->  s1.wav, s2.wav
+      (stereo input: sources placed in the stereo field, s1 leftmost; --mono for grouped components)
 
     Exit status: 0 all done (or skipped), 1 at least one input failed (the others are done), 2 usage
     error (nothing started), 130/143 interrupted by SIGINT/SIGTERM (the manifest is still written).

@@ -159,7 +159,8 @@ OPTIONS: tuple[Option, ...] = (
         ("--sources",),
         "int",
         None,
-        "Blind: group the components into this many sources s1..sJ (-m default: 6 per source).",
+        "Blind: this many sources s1..sJ; on stereo, placed in the stereo field by a spatial model "
+        "(left to right), else grouped components (-m default: 6 per source).",
         low=1,
         commands=_SEPARATE,
     ),
