@@ -176,7 +176,12 @@ def resolve_kernel(kernel: str, n_components: int, beta: float, dtype=np.float32
     """
     if _choice(kernel, n_components, beta) == "numpy":
         return "numpy"
-    reason = numba_status(n_components, beta, "numba", dtype)
+    return _numba_unless(numba_status(n_components, beta, "numba", dtype), kernel)
+
+
+def _numba_unless(reason: str | None, kernel: str) -> str:
+    """ "numba" when it works (``reason`` None); otherwise an error for an explicit "numba" request,
+    or "numpy" with the one fallback warning per process for "auto"."""
     if reason is None:
         return "numba"
     if kernel == "numba":
@@ -198,13 +203,7 @@ def resolve_spatial_kernel(kernel: str, n_channels: int, dtype=np.float32) -> st
         raise ParameterError(f"kernel={kernel!r} is not one of {list(KERNELS)}")
     if kernel == "numpy" or n_channels != 2:
         return "numpy"
-    reason = load_family("spatial", dtype)
-    if reason is None:
-        return "numba"
-    if kernel == "numba":
-        raise ParameterError(f"kernel='numba' cannot be used: {reason}")
-    _warn_fallback(reason)
-    return "numpy"
+    return _numba_unless(load_family("spatial", dtype), kernel)
 
 
 def kernels_need_compiling(

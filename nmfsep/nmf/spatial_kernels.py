@@ -22,6 +22,24 @@ import numpy as np
 _FAST = {"reassoc", "contract", "nsz"}
 
 
+@nb.njit(cache=True, fastmath=_FAST, inline="always")
+def _bin_model(P, spatial, floor, f, n):
+    """X^ at bin (f, n): h11, h22 and h12 (re, im) of sum_j P_j R_j + floor I, in float64: X^ may be
+    near singular (sources panned to one point), where float32's det loses every digit (measured:
+    images that missed the mixture by 4% of its peak)."""
+    h11 = np.float64(floor)
+    h22 = np.float64(floor)
+    h12re = 0.0
+    h12im = 0.0
+    for j in range(P.shape[0]):
+        p = np.float64(P[j, f, n])
+        h11 += p * spatial[j, f, 0]
+        h22 += p * spatial[j, f, 1]
+        h12re += p * spatial[j, f, 2]
+        h12im += p * spatial[j, f, 3]
+    return h11, h22, h12re, h12im
+
+
 @nb.njit(cache=True, fastmath=_FAST, parallel=True)
 def stereo_terms(x, P, spatial, floor, a, b, objective, want_objective, sums, want_sums):
     J, F, B = P.shape
@@ -33,18 +51,7 @@ def stereo_terms(x, P, spatial, floor, a, b, objective, want_objective, sums, wa
         outer = np.empty((4, B))  # y y^H: yy11, yy22, re yy12, im yy12
         total = 0.0
         for n in range(B):
-            # float64: X^ may be near singular (sources panned to one point), where float32's
-            # det loses every digit (measured: images that missed the mixture by 4% of its peak)
-            h11 = np.float64(floor)
-            h22 = np.float64(floor)
-            h12re = 0.0
-            h12im = 0.0
-            for j in range(J):
-                p = np.float64(P[j, f, n])
-                h11 += p * spatial[j, f, 0]
-                h22 += p * spatial[j, f, 1]
-                h12re += p * spatial[j, f, 2]
-                h12im += p * spatial[j, f, 3]
+            h11, h22, h12re, h12im = _bin_model(P, spatial, floor, f, n)
             det = h11 * h22 - (h12re * h12re + h12im * h12im)
             inv = 1.0 / det
             # X^-1 = [[h22, -h12], [-conj(h12), h11]] / det
@@ -114,18 +121,7 @@ def stereo_images(x, P, spatial, floor, out):
     share = floor / J
     for f in nb.prange(F):
         for n in range(B):
-            # float64: X^ may be near singular (sources panned to one point), where float32's
-            # det loses every digit (measured: images that missed the mixture by 4% of its peak)
-            h11 = np.float64(floor)
-            h22 = np.float64(floor)
-            h12re = 0.0
-            h12im = 0.0
-            for j in range(J):
-                p = np.float64(P[j, f, n])
-                h11 += p * spatial[j, f, 0]
-                h22 += p * spatial[j, f, 1]
-                h12re += p * spatial[j, f, 2]
-                h12im += p * spatial[j, f, 3]
+            h11, h22, h12re, h12im = _bin_model(P, spatial, floor, f, n)
             det = h11 * h22 - (h12re * h12re + h12im * h12im)
             inv = 1.0 / det
             x1 = x[0, f, n]
