@@ -377,9 +377,11 @@ def cluster_bins(
     sample = np.abs(X.reshape(C, K * N)[:, ::step]).astype(np.float64).T  # (S, C)
     features, weights = _directions(sample)
     keep = weights > 0
-    n_clusters = min(n_sources, max(1, int(np.count_nonzero(keep))))
-    kmeans = KMeans(n_clusters=n_clusters, n_init=4, random_state=seed)
-    if np.count_nonzero(keep) >= n_clusters:
+    # no more clusters than distinct places (k-means would warn; the other sources start empty)
+    distinct = len(np.unique(np.round(features[keep], 9), axis=0)) if np.any(keep) else 0
+    n_clusters = min(n_sources, max(1, distinct))
+    if distinct:
+        kmeans = KMeans(n_clusters=n_clusters, n_init=4, random_state=seed)
         kmeans.fit(features[keep], sample_weight=weights[keep])
         centres = kmeans.cluster_centers_
     else:  # silence: any split will do
@@ -394,8 +396,6 @@ def cluster_bins(
         features, _ = _directions(np.moveaxis(block, 0, -1).reshape(-1, C))
         distance = ((features[:, None, :] - centres[None]) ** 2).sum(axis=2)
         labels[:, frames] = np.argmin(distance, axis=1).reshape(K, -1)
-    if n_clusters < n_sources:  # fewer distinct bins than sources: the rest start empty
-        pass
     return labels
 
 
