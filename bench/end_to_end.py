@@ -47,22 +47,10 @@ def main(argv: list[str] | None = None) -> int:
         make_input(song, args.minutes)
         info = sf.info(song)
         print(f"input: {info.duration:.0f} s, {info.samplerate} Hz, {info.channels} channels, {info.subtype}")
-        command = [
-            sys.executable,
-            "-m",
-            "nmfsep",
-            "separate",
-            str(song),
-            "-m",
-            str(args.components),
-            "-o",
-            str(tmp / "out"),
-            "--force",
-            *args.extra,
-        ]
-        print("command: nmfsep " + " ".join(command[3:]))
-        from run import run_measured  # peak RSS of the command alone (see run.py)
+        from run import run_measured, separate_command  # peak RSS of the command alone (see run.py)
 
+        command = separate_command(song, tmp / "out", ("-m", str(args.components), *args.extra))
+        print("command: nmfsep " + " ".join(command[3:]))
         for index in range(args.repeat):
             try:
                 wall, peak_mb, log = run_measured(command)

@@ -310,9 +310,9 @@ def make_input(path: Path, minutes: float) -> None:
     subprocess.run([sys.executable, "-c", code, str(path), str(minutes), str(ROOT / "bench")], check=True)
 
 
-def separate_command(song: Path, out: Path) -> list[str]:
-    """`nmfsep separate SONG -m 4` into OUT, as a user runs it (defaults otherwise)."""
-    return [sys.executable, "-m", "nmfsep", "separate", str(song), "-m", "4", "-o", str(out), "--force"]
+def separate_command(song: Path, out: Path, options: tuple[str, ...] = ("-m", "4")) -> list[str]:
+    """`nmfsep separate SONG OPTIONS` into OUT (`-m 4` by default), as a user runs it (defaults otherwise)."""
+    return [sys.executable, "-m", "nmfsep", "separate", str(song), *options, "-o", str(out), "--force"]
 
 
 def end_to_end(tmp: Path, repeats: int = 3, iters: int = 200) -> list[dict]:
@@ -363,18 +363,7 @@ def stereo(tmp: Path, quick: bool = False) -> dict:
     song = tmp / "panned3.wav"
     stereo_speed.make_panned_input(song, 3 if not quick else 0.5)
     # the default command, as a user runs it, and both engines at 10 iterations on the same file
-    command = [
-        sys.executable,
-        "-m",
-        "nmfsep",
-        "separate",
-        str(song),
-        "--sources",
-        "4",
-        "-o",
-        str(tmp / "out"),
-        "--force",
-    ]
+    command = separate_command(song, tmp / "out", ("--sources", "4"))
     wall, rss, log = run_measured(command)
     print(f"  stereo: --sources 4, 3 min: {wall:.1f} s, {rss:.0f} MB", flush=True)
     rows["three"] = {"wall": wall, "rss": rss, "log": log}

@@ -624,12 +624,14 @@ def _fit(
         H /= scale[:, None, :]
         U *= scale[:, :, None]
         model.n_iter = iteration + 1
+    if model.converged:  # the stopping pass already measured this (unchanged) model
+        model.objective = model.history[-1]
+        return model
     terms.reset()
     terms.set_covariances(model.covariances)
     for frames in blocks:
         terms(X[:, :, frames], _spectra(H, U, frames), model.floor)
     model.objective = terms.objective()
-    if not model.converged:
-        model.history.append(model.objective)
-        model.steps.append(model.objective)
+    model.history.append(model.objective)
+    model.steps.append(model.objective)
     return model
