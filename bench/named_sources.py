@@ -2,10 +2,12 @@
 
 Usage::
 
-    python bench/named_sources.py DATA_DIR [--bases 32] [--n-fft 4096] [--mask-power 2] [--sparsity 1] [--per-source 6] [--json]
+    python bench/named_sources.py DATA_DIR [--bases B] [--n-fft N] [--mask-power A] [--sparsity S] [--per-source 6] [--json]
 
 For every item of DATA_DIR/index.json: (1) supervised: one model per source learned with
-``nmfsep.learn`` from the item's ``train/`` clip only, then ``nmfsep.separate(mix, sources=...)``;
+``nmfsep.learn`` from the item's ``train/`` clip only, then ``nmfsep.separate(mix, sources=...)``
+(``nmfsep learn`` and ``nmfsep separate --source ...``: the settings the models carry, unless
+``--bases`` / ``--n-fft`` (to both) / ``--mask-power`` / ``--sparsity`` (to separate) are given);
 (2) blind: ``nmfsep.separate(mix, n_components=per_source * J, n_sources=J)``. Items without a
 train clip for every source (``train_files`` empty, as in some real sets) are measured blind only. SDR/SIR/SAR by mir_eval
 (``bss_eval_sources``; best permutation for blind), mean over sources, then over items.
@@ -37,7 +39,12 @@ def _scores(references, estimates, permute):
 
 
 def evaluate(
-    data_dir: Path, bases: int, n_fft: int, mask_power: float, sparsity: float, per_source: int
+    data_dir: Path,
+    bases: int | None,
+    n_fft: int | None,
+    mask_power: float | None,
+    sparsity: float | None,
+    per_source: int,
 ) -> dict:
     index = json.loads((data_dir / "index.json").read_text())
     table = {"supervised": [], "blind": []}
@@ -50,8 +57,9 @@ def evaluate(
         if set(item["sources"]) <= set(
             item.get("train_files") or {}
         ):  # items without train clips: blind only
+            learned = {"n_components": bases} if bases is not None else {}
             models = [
-                nmfsep.learn([data_dir / item["train_files"][n]], bases, name=n, n_fft=n_fft)
+                nmfsep.learn([data_dir / item["train_files"][n]], name=n, n_fft=n_fft, **learned)
                 for n in item["sources"]
             ]
             result = nmfsep.separate(
@@ -78,11 +86,11 @@ def evaluate(
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data_dir", type=Path)
-    # supervised settings chosen by a sweep on this dev set (README, "Named sources")
-    parser.add_argument("--bases", type=int, default=32, help="bases learned per source")
-    parser.add_argument("--n-fft", type=int, default=4096, help="STFT frame of the supervised route")
-    parser.add_argument("--mask-power", type=float, default=2.0)
-    parser.add_argument("--sparsity", type=float, default=1.0, help="sparsity of the supervised fit")
+    # supervised: nmfsep learn's defaults, recorded in the models, unless given
+    parser.add_argument("--bases", type=int, help="bases learned per source")
+    parser.add_argument("--n-fft", type=int, help="STFT frame of the supervised route")
+    parser.add_argument("--mask-power", type=float)
+    parser.add_argument("--sparsity", type=float, help="sparsity of the supervised fit")
     parser.add_argument("--per-source", type=int, default=6, help="blind: components per source")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)

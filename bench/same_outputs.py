@@ -13,7 +13,9 @@ that ``nmfsep.__file__`` lies under DIR and refuses to run otherwise). The subpr
 work folder, never in a checkout, so ``-m`` cannot pick up a ``nmfsep/`` from the current directory.
 
 For every item of ``DEV_DIR/index.json`` (its ``mix``, ``sources`` and ``train_files``) and the seed,
-the routes are (J = the item's number of sources; defaults otherwise: KL, n_fft 2048, ...):
+the routes are (J = the item's number of sources; defaults otherwise: KL, n_fft 2048, ...; the
+supervised routes use the settings the models carry: ``learn``'s frames of ~372 ms, mask power 2.
+References written before the models carried them differ there):
 
     learn          nmfsep learn train/NAME.wav --name NAME -m 16      (one model per source, in learn/)
     m4             separate mix.wav -m 4 --save-model         -> wav, the input's subtype (PCM_16)

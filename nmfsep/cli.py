@@ -50,7 +50,7 @@ def _click_option(option, command: str):
         option.name,
         type=kind,
         default=default,
-        show_default=option.shown if default is None else default != (),
+        show_default=option.shown_for(command) if default is None else default != (),
         multiple=option.multiple,
         help=option.help,
     )
@@ -314,9 +314,11 @@ def learn(inputs, output, name, quiet, debug, **settings):
     """Learn the bases of one source from clean examples (INPUTS are concatenated in time).
 
     \b
-      nmfsep learn voice_a.wav voice_b.wav -m 16 --name voice -o voice.npz
+      nmfsep learn voice_a.wav voice_b.wav --name voice -o voice.npz
       nmfsep separate mix.wav --source voice.npz --source piano.npz
-    Use the same --n-fft, --hop, --power and divergence as the separation.
+
+    The model records its STFT, power, divergence, --mask-power and --sparsity: separate uses them,
+    with no flag to repeat.
     """
     from .pipeline import learn as learn_model
     from .sources import check_source, save_model
@@ -334,9 +336,12 @@ def learn(inputs, output, name, quiet, debug, **settings):
         check_new_file(output, force)
         model = learn_model(inputs, name=name, callback=callback, **settings)
         save_model(output, model, overwrite=force)
+        stft = model.settings["stft"]
         return (
             f"{name}: {model.bases.shape[1]} bases from {len(inputs)} file(s), "
-            f"{model.settings['training_frames']} frames, divergence {model.objective[-1]:.4g} -> {output}"
+            f"{model.settings['training_frames']} frames of {stft['n_fft']} samples "
+            f"({1000 * stft['n_fft'] / model.sample_rate:.0f} ms), "
+            f"divergence {model.objective[-1]:.4g} -> {output}"
         )
 
     if not quiet:

@@ -17,7 +17,7 @@ from . import audio as audio_io
 from .blockwise import spectrogram_frames
 from .errors import ModelFileError, ParameterError
 from .nmf import Progress
-from .options import DEFAULTS, Options
+from .options import DEFAULTS, FALLBACKS, Options
 from .pipeline import Separation, analyse, load_input
 from .sources import Model, load_model
 from .spectrogram import STFTSettings
@@ -50,7 +50,7 @@ def _plot_data_from(separation: Separation, magnitude: np.ndarray | None, title:
         activations=separation.activations,
         names=separation.component_names,
         objective=separation.objective,
-        mask_power=separation.settings.get("mask_power", DEFAULTS["mask_power"]),
+        mask_power=separation.settings.get("mask_power", FALLBACKS["mask_power"]),
         title=title,
         pans=pans,
         pan_weights=pan_weights,

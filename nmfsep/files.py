@@ -84,6 +84,7 @@ def prepare(
     audio_io.output_subtype(format, subtype, None)  # validates format and subtype early
     memory_budget(max_memory)  # validates the size early
     loaded = load_sources(sources, settings)
+    settings = loaded.settle(settings)  # the models' settings, or the fallbacks, where none was given
     names = plan.output_names(
         settings.n_components,
         n_sources=settings.n_sources,

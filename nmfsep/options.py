@@ -8,7 +8,7 @@ validates a whole set before any audio is touched.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import numpy as np
@@ -25,7 +25,7 @@ MIN_N_FFT = 64
 #: Longest STFT frame (1.5 s at 44.1 kHz): beyond it no note is stationary and memory grows with K.
 MAX_N_FFT = 65536
 
-#: STFT frame length of the NMF routes when --n-fft is not given.
+#: STFT frame length of the NMF routes when --n-fft is not given (and no source model gives one).
 DEFAULT_N_FFT = 2048
 #: Frame duration of the spatial model when --n-fft is not given: the power of two of samples nearest
 #: to it (4096 at 44.1 and 48 kHz, 2048 at 22.05 and 16 kHz). Measured on real stereo recordings at
@@ -34,6 +34,28 @@ SPATIAL_FRAME_SECONDS = 0.093
 
 #: Blind grouping factorizes this many components per source by default (measured best of 3, 4 and 6).
 COMPONENTS_PER_SOURCE = 6
+
+#: ``learn``'s defaults, recorded in the model file with the STFT, power and divergence, so that
+#: ``separate --source`` uses them without a flag: bases per source, the STFT frame in seconds (the
+#: nearest power of two of samples: 8192 at 22.05 and 16 kHz, 16384 at 44.1 and 48 kHz), and the
+#: mask power and sparsity of the separation. Measured (README, "Named sources"): chosen on the dev
+#: set among the settings that beat scikit-learn's supervised baseline on every held-out check
+#: (64 bases and 186 ms frames scored higher on dev, 13.59 dB against 13.38, but lost to it on two
+#: of the three); sparsity 1 scored 0.1-0.2 dB more on dev and lost on 8 of 9 held-out comparisons
+#: (the l1 penalty silences quiet sources: a real drum kit 12 dB below the saxophone).
+LEARN_COMPONENTS = 64
+LEARN_FRAME_SECONDS = 0.372
+LEARN_MASK_POWER = 2.0
+LEARN_SPARSITY = 0.0
+
+#: What an option left at None stands for when no source model and no command decides it.
+FALLBACKS: dict[str, Any] = {
+    "divergence": "kl",
+    "window": "hann",
+    "power": 1.0,
+    "mask_power": 1.0,
+    "sparsity": 0.0,
+}
 
 #: Default output name template, relative to the output folder.
 DEFAULT_TEMPLATE = "{track}/{component}.{ext}"
@@ -51,7 +73,8 @@ class Option:
 
     ``kind`` is one of ``int``, ``float``, ``str``, ``choice``, ``path``, ``flag``; ``low`` and
     ``high`` bound numbers (``low_open``: strictly above ``low``); ``commands`` are the CLI commands
-    that offer it; ``shown`` stands for a default of None in the help (where it is computed).
+    that offer it; ``shown`` stands for a default of None in the help (where it is computed), and
+    ``per_command_shown`` for it where a command computes it otherwise.
     """
 
     name: str
@@ -67,10 +90,15 @@ class Option:
     shown: str | None = None
     per_command: tuple[tuple[str, Any], ...] = ()  #: (command, default) where a command differs
     multiple: bool = False  #: given once per value (``--source a.npz --source b.npz``)
+    per_command_shown: tuple[tuple[str, str], ...] = ()  #: (command, shown) where a command differs
 
     def default_for(self, command: str) -> Any:
         """The default a CLI command shows and uses (the API's own, unless ``per_command`` says)."""
         return dict(self.per_command).get(command, self.default)
+
+    def shown_for(self, command: str) -> str | None:
+        """What the help of a CLI command shows for a default of None."""
+        return dict(self.per_command_shown).get(command, self.shown)
 
     @property
     def flag(self) -> str:
@@ -91,16 +119,18 @@ OPTIONS: tuple[Option, ...] = (
         "Number of NMF components M.",
         low=1,
         # separate: None is 4, or 6 per source with --sources (default_components); learn fits more
-        per_command=(("separate", None), ("plot", 4), ("learn", 16)),
+        per_command=(("separate", None), ("plot", 4), ("learn", LEARN_COMPONENTS)),
         shown="4, or 6 per source with --sources",
     ),
     Option(
         "divergence",
         ("-d", "--divergence"),
         "choice",
-        "kl",
+        None,
         "Divergence: Kullback-Leibler, Itakura-Saito or Euclidean.",
         choices=("kl", "is", "euc"),
+        shown="kl",
+        per_command_shown=(("separate", "kl, or the --source models'"),),
     ),
     Option("beta", ("--beta",), "float", None, "Any real beta of the beta-divergence (overrides -d)."),
     Option(
@@ -109,29 +139,57 @@ OPTIONS: tuple[Option, ...] = (
         "int",
         None,
         f"STFT frame length in samples ({MIN_N_FFT} to {MAX_N_FFT}).",
-        shown=f"{DEFAULT_N_FFT}; --sources on stereo: ~93 ms (4096 at 44.1 kHz)",
+        shown=str(DEFAULT_N_FFT),
+        per_command_shown=(
+            (
+                "separate",
+                f"{DEFAULT_N_FFT}; with --source the models'; --sources on stereo: ~93 ms (4096 at 44.1 kHz)",
+            ),
+            ("learn", f"~{LEARN_FRAME_SECONDS * 1000:.0f} ms: 8192 at 22.05 kHz, 16384 at 44.1 kHz"),
+        ),
     ),
     Option(
-        "hop_length", ("--hop",), "int", None, "STFT hop in samples (<= --n-fft).", low=1, shown="n-fft/4"
+        "hop_length",
+        ("--hop",),
+        "int",
+        None,
+        "STFT hop in samples (<= --n-fft).",
+        low=1,
+        shown="n-fft/4",
+        per_command_shown=(("separate", "n-fft/4, or the --source models'"),),
     ),
-    Option("window", ("--window",), "choice", "hann", "STFT window.", choices=tuple(WINDOWS)),
+    Option(
+        "window",
+        ("--window",),
+        "choice",
+        None,
+        "STFT window.",
+        choices=tuple(WINDOWS),
+        shown="hann",
+        per_command_shown=(("separate", "hann, or the --source models'"),),
+    ),
     Option(
         "power",
         ("--power",),
         "float",
-        1.0,
+        None,
         "Spectrogram exponent p: Y = |X|^p (1 magnitude, 2 power).",
         low=0,
         low_open=True,
+        shown="1",
+        per_command_shown=(("separate", "1, or the --source models'"),),
     ),
     Option(
         "mask_power",
         ("--mask-power",),
         "float",
-        1.0,
+        None,
         "Mask exponent a in (h_j u_j)^a / sum_i (h_i u_i)^a.",
         low=0,
         low_open=True,
+        per_command=(("learn", LEARN_MASK_POWER),),
+        shown="1",
+        per_command_shown=(("separate", f"1, or the --source models' ({LEARN_MASK_POWER:g} from learn)"),),
     ),
     Option("max_iter", ("--max-iter",), "int", 200, "Maximum NMF iterations per restart.", low=0),
     Option(
@@ -152,7 +210,17 @@ OPTIONS: tuple[Option, ...] = (
         choices=tuple(INITS),
     ),
     Option("seed", ("--seed",), "int", 0, "Random seed: same seed, same bytes.", low=0),
-    Option("sparsity", ("--sparsity",), "float", 0.0, "l1 penalty on the activations.", low=0),
+    Option(
+        "sparsity",
+        ("--sparsity",),
+        "float",
+        None,
+        "l1 penalty on the activations.",
+        low=0,
+        per_command=(("learn", LEARN_SPARSITY),),
+        shown="0",
+        per_command_shown=(("separate", f"0, or the --source models' ({LEARN_SPARSITY:g} from learn)"),),
+    ),
     Option("sr", ("--sr",), "int", None, "Resample to this rate first.", low=1, shown="keep"),
     Option(
         "n_sources",
@@ -340,9 +408,6 @@ EVAL_OPTIONS: tuple[Option, ...] = (
 ALL_OPTIONS: tuple[Option, ...] = OPTIONS + FIGURE_OPTIONS + LEARN_OPTIONS + EVAL_OPTIONS
 BY_NAME: dict[str, Option] = {option.name: option for option in ALL_OPTIONS}
 
-#: ``learn`` fits more bases than a separation has components.
-LEARN_COMPONENTS = BY_NAME["n_components"].default_for("learn")
-
 
 #: The default of every option, by API name (the defaults of the Python API's keyword arguments).
 DEFAULTS: dict[str, Any] = {option.name: option.default for option in OPTIONS}
@@ -393,6 +458,10 @@ class Options:
     """Every setting of a factorization and its masks, validated on construction (before any audio
     is touched). The fields are the keyword arguments of :func:`nmfsep.separate`; see there.
 
+    A field left at None was not given: a source model decides it (see
+    :meth:`nmfsep.sources.Sources.settle`), or :meth:`settled` gives it its fallback
+    (:data:`FALLBACKS`; ``n_fft`` and ``hop_length`` follow :attr:`stft` or :meth:`spatial_stft`).
+
     Raises
     ------
     ParameterError
@@ -400,19 +469,19 @@ class Options:
     """
 
     n_components: int = DEFAULTS["n_components"]
-    divergence: str | float = DEFAULTS["divergence"]
+    divergence: str | float | None = DEFAULTS["divergence"]
     beta: float | None = DEFAULTS["beta"]
     n_fft: int | None = DEFAULTS["n_fft"]
     hop_length: int | None = DEFAULTS["hop_length"]
-    window: str = DEFAULTS["window"]
-    power: float = DEFAULTS["power"]
-    mask_power: float = DEFAULTS["mask_power"]
+    window: str | None = DEFAULTS["window"]
+    power: float | None = DEFAULTS["power"]
+    mask_power: float | None = DEFAULTS["mask_power"]
     max_iter: int = DEFAULTS["max_iter"]
     tol: float = DEFAULTS["tol"]
     n_init: int = DEFAULTS["n_init"]
     init: str = DEFAULTS["init"]
     seed: int | None = DEFAULTS["seed"]
-    sparsity: float = DEFAULTS["sparsity"]
+    sparsity: float | None = DEFAULTS["sparsity"]
     sr: int | None = DEFAULTS["sr"]
     n_sources: int | None = DEFAULTS["n_sources"]
     mono: bool = DEFAULTS["mono"]
@@ -425,7 +494,7 @@ class Options:
             raise ParameterError(f"[[n_components={n!r}]] must be an integer >= 1")
         for name in ("power", "mask_power"):
             value = getattr(self, name)
-            if not (np.isfinite(value) and value > 0):
+            if value is not None and not (np.isfinite(value) and value > 0):
                 raise ParameterError(f"[[{name}={value!r}]] must be a finite number > 0")
         if self.seed is not None and (not _integer(self.seed) or self.seed < 0):
             raise ParameterError(f"[[seed={self.seed!r}]] must be an integer >= 0")
@@ -470,11 +539,40 @@ class Options:
         """The settings as plain values (JSON-serialisable)."""
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
+    def settled(self, **values: Any) -> Options:
+        """These options with every field that was not given (None) set: to ``values[name]`` where
+        it holds one (a source model's settings, ``learn``'s defaults), else to its fallback in
+        :data:`FALLBACKS`; given fields are kept. ``beta`` in ``values`` stands for the divergence
+        (taken when neither ``divergence`` nor ``beta`` was given); ``n_fft`` and ``hop_length``
+        stay None unless ``values`` holds them."""
+        changes = {name: value for name, value in values.items() if getattr(self, name) is None}
+        if self.divergence_given:
+            changes.pop("beta", None)
+        for name, fallback in FALLBACKS.items():
+            if getattr(self, name) is None and name not in changes:
+                changes[name] = fallback
+        if "beta" in changes or self.beta is not None:
+            changes.pop("divergence", None)  # a beta stands for the divergence
+        return replace(self, **changes) if changes else self
+
+    def _window(self) -> str:
+        return FALLBACKS["window"] if self.window is None else self.window
+
     @property
     def stft(self) -> STFTSettings:
         """The STFT of the NMF routes (``n_fft`` 2048 unless given)."""
         n_fft = DEFAULT_N_FFT if self.n_fft is None else self.n_fft
-        return STFTSettings(n_fft=n_fft, hop_length=self.hop_length, window=self.window)
+        return STFTSettings(n_fft=n_fft, hop_length=self.hop_length, window=self._window())
+
+    def learn_stft(self, sample_rate: int) -> STFTSettings:
+        """The STFT of ``learn``: ``n_fft`` if given, else frames of about :data:`LEARN_FRAME_SECONDS`."""
+        if self.n_fft is not None:
+            return self.stft
+        return STFTSettings(
+            n_fft=frame_length(LEARN_FRAME_SECONDS, sample_rate),
+            hop_length=self.hop_length,
+            window=self._window(),
+        )
 
     def spatial_stft(self, sample_rate: int, n_samples: int | None = None) -> STFTSettings:
         """The STFT of the spatial model: ``n_fft`` if given, else frames of about
@@ -482,16 +580,23 @@ class Options:
         that, down to the default 2048)."""
         if self.n_fft is not None:
             return self.stft
-        n_fft = 2 ** int(round(np.log2(SPATIAL_FRAME_SECONDS * sample_rate)))
+        n_fft = frame_length(SPATIAL_FRAME_SECONDS, sample_rate)
         if n_samples is not None and n_samples < n_fft:
             n_fft = max(DEFAULT_N_FFT, 2 ** int(np.floor(np.log2(max(n_samples, 1)))))
         n_fft = int(min(MAX_N_FFT, max(MIN_N_FFT, n_fft)))
         hop = None if self.hop_length is None else min(self.hop_length, n_fft)
-        return STFTSettings(n_fft=n_fft, hop_length=hop, window=self.window)
+        return STFTSettings(n_fft=n_fft, hop_length=hop, window=self._window())
 
     @property
     def resolved_beta(self) -> float:
-        return beta_from_name(self.divergence if self.beta is None else self.beta)
+        if self.beta is not None:
+            return beta_from_name(self.beta)
+        return beta_from_name(FALLBACKS["divergence"] if self.divergence is None else self.divergence)
+
+    @property
+    def divergence_given(self) -> bool:
+        """Whether the divergence was chosen (by name or beta), not left to its default."""
+        return self.divergence is not None or self.beta is not None
 
     def nmf_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of :func:`nmfsep.nmf.factorize` (all but the data and M)."""
@@ -502,8 +607,20 @@ class Options:
             "n_init": self.n_init,
             "init": self.init,
             "seed": self.seed,
-            "sparsity": self.sparsity,
+            "sparsity": FALLBACKS["sparsity"] if self.sparsity is None else self.sparsity,
         }
+
+
+def frame_length(seconds: float, sample_rate: int) -> int:
+    """The power of two of samples nearest to ``seconds`` at ``sample_rate`` (in log terms), within
+    :data:`MIN_N_FFT` and :data:`MAX_N_FFT`."""
+    n_fft = 2 ** int(round(np.log2(seconds * sample_rate)))
+    return int(min(MAX_N_FFT, max(MIN_N_FFT, n_fft)))
+
+
+def learn_frame(sample_rate: int) -> int:
+    """``learn``'s default STFT frame at ``sample_rate`` (see :data:`LEARN_FRAME_SECONDS`)."""
+    return frame_length(LEARN_FRAME_SECONDS, sample_rate)
 
 
 def memory_budget(max_memory: float | str | None) -> float | None:

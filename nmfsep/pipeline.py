@@ -23,7 +23,15 @@ from .blockwise import multichannel_spectrogram, resynthesise, resynthesise_imag
 from .errors import AudioError, NmfsepError, NmfsepWarning, ParameterError
 from .nmf import Progress, factorize
 from .nmf.spatial import SpatialModel, SpatialProgress, fit_spatial, pan_spread
-from .options import DEFAULTS, LEARN_COMPONENTS, Options, default_components, memory_budget
+from .options import (
+    DEFAULTS,
+    LEARN_COMPONENTS,
+    LEARN_MASK_POWER,
+    LEARN_SPARSITY,
+    Options,
+    default_components,
+    memory_budget,
+)
 from .sources import NO_SOURCES, Model, Sources, check_source, load_sources
 from .spectrogram import STFTSettings, n_frames
 
@@ -153,7 +161,8 @@ def analyse(
 
     Three routes: blind components (named c1..cM, or grouped into ``options.n_sources`` sources
     s1..sJ), or supervised with the learned ``sources`` held fixed (plus ``options.free`` free
-    components collected into ``options.rest_name``).
+    components collected into ``options.rest_name``). Options not given are settled first (see
+    :meth:`nmfsep.sources.Sources.settle`).
 
     Raises
     ------
@@ -162,6 +171,7 @@ def analyse(
     AudioError
         Audio shorter than one frame, or not finite.
     """
+    options = sources.settle(options)
     if uses_spatial_model(options, sources, stream.n_channels):
         return _analyse_spatial(stream, options, callback=callback, max_memory=max_memory)
     stft_settings = options.stft
@@ -382,19 +392,19 @@ def separate(
     sample_rate: int | None = None,
     n_components: int | None = None,
     *,
-    divergence: str | float = DEFAULTS["divergence"],
+    divergence: str | float | None = DEFAULTS["divergence"],
     beta: float | None = DEFAULTS["beta"],
     n_fft: int | None = DEFAULTS["n_fft"],
     hop_length: int | None = DEFAULTS["hop_length"],
-    window: str = DEFAULTS["window"],
-    power: float = DEFAULTS["power"],
-    mask_power: float = DEFAULTS["mask_power"],
+    window: str | None = DEFAULTS["window"],
+    power: float | None = DEFAULTS["power"],
+    mask_power: float | None = DEFAULTS["mask_power"],
     max_iter: int = DEFAULTS["max_iter"],
     tol: float = DEFAULTS["tol"],
     n_init: int = DEFAULTS["n_init"],
     init: str = DEFAULTS["init"],
     seed: int | None = DEFAULTS["seed"],
-    sparsity: float = DEFAULTS["sparsity"],
+    sparsity: float | None = DEFAULTS["sparsity"],
     sr: int | None = DEFAULTS["sr"],
     n_sources: int | None = DEFAULTS["n_sources"],
     mono: bool = DEFAULTS["mono"],
@@ -418,8 +428,9 @@ def separate(
         Sample rate of ``audio`` (required for arrays; read from the file for paths).
     n_components : int >= 1, optional
         Number of components M: 4 by default, 6 per source with ``n_sources``.
-    divergence : {"kl", "is", "euc"} or float
-        Divergence minimised by the NMF: Kullback-Leibler, Itakura-Saito, Euclidean (or a beta).
+    divergence : {"kl", "is", "euc"} or float, optional
+        Divergence minimised by the NMF: Kullback-Leibler (the default), Itakura-Saito, Euclidean
+        (or a beta).
     beta : float, optional
         Any real beta; overrides ``divergence``.
     n_fft : int, optional
@@ -427,11 +438,12 @@ def separate(
         spatial model (``n_sources`` on stereo) frames of about 93 ms (4096 samples at 44.1 kHz).
     hop_length : int, optional
         STFT hop in samples, <= n_fft; ``n_fft // 4`` by default.
-    window : {"hann", "hamming", "blackman"}
-    power : float > 0
-        Spectrogram exponent p: Y = |X|^p (1 magnitude, 2 power).
-    mask_power : float > 0
-        Mask exponent a (1 ratio of model spectra, 2 Wiener-like, larger is harder).
+    window : {"hann", "hamming", "blackman"}, optional
+        ``"hann"`` by default.
+    power : float > 0, optional
+        Spectrogram exponent p: Y = |X|^p (1 magnitude, the default; 2 power).
+    mask_power : float > 0, optional
+        Mask exponent a (1 ratio of model spectra, the default; 2 Wiener-like, larger is harder).
     max_iter : int >= 0
         Maximum NMF iterations per restart.
     tol : float >= 0
@@ -442,8 +454,8 @@ def separate(
         Initialisation of the first restart (later ones are random).
     seed : int, optional
         Seed of every random choice: the same seed gives the same output, bit for bit.
-    sparsity : float >= 0
-        l1 penalty on the activations (bases have unit l2 norm).
+    sparsity : float >= 0, optional
+        l1 penalty on the activations (bases have unit l2 norm); 0 by default.
     sr : int, optional
         Resample to this rate first.
     n_sources : int, optional
@@ -463,7 +475,10 @@ def separate(
     sources : sequence of path or Model
         Supervised: bases learned by ``nmfsep learn`` (one model per source) are held fixed and only
         their activations are fitted; outputs are named after the sources. ``n_components`` is then
-        unused; the audio is resampled to the models' rate.
+        unused; the audio is resampled to the models' rate. The models' settings replace the
+        defaults: their STFT (``n_fft``, ``hop_length``, ``window``), ``power`` and divergence, which
+        the run may only repeat (another value is a ModelFileError), and the ``mask_power`` and
+        ``sparsity`` recorded by ``learn``, which it may override.
     free : int >= 0
         Semi-supervised: with ``sources``, this many components are learned freely and collected into
         ``rest_name``.
@@ -512,6 +527,7 @@ def separate(
         rest_name=rest_name,
     )
     loaded = load_sources(sources, options)
+    options = loaded.settle(options)
     signal, sample_rate = load_input(audio, sample_rate, options.sr)
     if loaded.models and sample_rate != loaded.sample_rate:
         raise AudioError(
@@ -556,20 +572,26 @@ def learn(
 
     The files' spectrograms (channels summed, as in :func:`separate`) are concatenated in time and
     factorized; the bases, the name and every setting go into a :class:`Model` for
-    ``separate(..., sources=[model])``. Files at another sample rate than the first (or ``sr``) are
+    ``separate(..., sources=[model])``, which uses the model's STFT, power, divergence, mask power
+    and sparsity unless told otherwise. Files at another sample rate than the first (or ``sr``) are
     resampled to it.
 
     Parameters
     ----------
     audio_files : sequence of path
     n_components : int >= 1
-        Bases learned for this source.
+        Bases learned for this source (:data:`nmfsep.options.LEARN_COMPONENTS` by default).
     name : str, optional
         The source's name (the output file name in supervised separation); the first file's stem
         by default.
     callback : callable, optional
     **options
-        The STFT and NMF keyword arguments of :func:`separate` (``divergence``, ``n_fft``, ``power``...).
+        The STFT and NMF keyword arguments of :func:`separate` (``divergence``, ``n_fft``, ``power``,
+        ``sparsity``...). ``n_fft`` defaults to frames of about
+        :data:`nmfsep.options.LEARN_FRAME_SECONDS` (a power of two of samples: 8192 at 22.05 kHz,
+        16384 at 44.1 kHz). ``mask_power`` and ``sparsity`` are recorded for the separation
+        (defaults :data:`~nmfsep.options.LEARN_MASK_POWER` and
+        :data:`~nmfsep.options.LEARN_SPARSITY`); the sparsity also applies to this fit.
 
     Returns
     -------
@@ -584,11 +606,20 @@ def learn(
     check_source(name)
     rate = settings.sr
     spectra = []
+    stft_settings = None
     for path in paths:
         try:
             stream = audio_io.open_stream(path, sr=rate)
             rate = stream.sample_rate
-            spectra.append(spectrogram_frames(stream, settings.stft, settings.power)[0])
+            if stft_settings is None:  # the frame's length in samples depends on the rate
+                stft_settings = settings.learn_stft(rate)
+                settings = settings.settled(
+                    n_fft=stft_settings.n_fft,
+                    hop_length=stft_settings.hop_length,
+                    mask_power=LEARN_MASK_POWER,
+                    sparsity=LEARN_SPARSITY,
+                )
+            spectra.append(spectrogram_frames(stream, stft_settings, settings.power)[0])
         except NmfsepError as exc:
             if exc.path is None:
                 exc.path = os.fspath(path)
@@ -613,8 +644,10 @@ def learn(
     model_settings = {
         "kind": "source",
         "name": name,
-        "stft": settings.stft.as_dict(),
+        "stft": stft_settings.as_dict(),
         "power": float(settings.power),
+        # what separate uses with these bases unless told otherwise (with the STFT, power and beta)
+        "separation": {"mask_power": float(settings.mask_power), "sparsity": float(settings.sparsity)},
         "sample_rate": int(rate),
         "nmf": result.settings,
         "training": [p.name for p in paths],

@@ -482,6 +482,7 @@ def plan_separation(
     memory_budget(settings["max_memory"])
     output_subtype(settings["format"], settings["subtype"], None)
     loaded = load_sources(sources, options)
+    options = loaded.settle(options)
     names = output_names(
         options.n_components,
         n_sources=options.n_sources,

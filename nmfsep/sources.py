@@ -20,6 +20,7 @@ import numpy as np
 
 from .atomic import atomic_write
 from .errors import ModelFileError, ParameterError
+from .nmf.divergence import DIVERGENCES
 
 FORMAT_NAME = "nmfsep-model"
 FORMAT_VERSION = 1
@@ -196,11 +197,15 @@ class Sources:
         The file of each model (None for Model objects given directly).
     sample_rate : int or None
         The rate to analyse at: the models' (the input is resampled to it), or ``sr``, or None.
+    settings : dict
+        The separation settings the models share (see :func:`separation_settings`); a mask power
+        or sparsity they do not share is None (the run must give it).
     """
 
     models: tuple[Model, ...] = ()
     paths: tuple[str | None, ...] = ()
     sample_rate: int | None = None
+    settings: dict[str, Any] = field(default_factory=dict)  #: the models' :func:`separation_settings`
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -214,6 +219,21 @@ class Sources:
     def identity(self) -> list[str]:
         """A digest of every source's bases: what the outputs depend on (not the file names)."""
         return [hashlib.sha256(np.ascontiguousarray(m.bases).tobytes()).hexdigest() for m in self.models]
+
+    def settle(self, options):
+        """The run's options with what it did not give taken from the models (their STFT, power,
+        divergence, mask power and sparsity), then from the fallbacks (see
+        :meth:`nmfsep.options.Options.settled`). Without models: the fallbacks only.
+
+        Raises
+        ------
+        ModelFileError
+            An option given that contradicts the models' STFT, power or divergence.
+        """
+        if not self.models:
+            return options.settled()
+        _check_given(options, self.settings, self.paths)
+        return options.settled(**{name: value for name, value in self.settings.items() if value is not None})
 
 
 #: No learned sources: blind separation.
@@ -240,8 +260,10 @@ def load_sources(sources, options) -> Sources:
         or ``sr`` other than the models' rate.
     ModelFileError
         A damaged file, an audio file, a separation saved with ``save_model_to`` instead of a
-        source model, a model learned with other STFT, power or divergence settings, two sources of
-        the same name, or models learned at different rates; naming the file.
+        source model, models learned with different STFT, power or divergence settings (or mask
+        power or sparsity, when the run does not give them), an option given that contradicts the
+        models' STFT, power or divergence, two sources of the same name, or models learned at
+        different rates; naming the file.
     """
     models, paths = [], []
     for source in sources or ():
@@ -251,7 +273,7 @@ def load_sources(sources, options) -> Sources:
         else:
             models.append(load_model(source))
             paths.append(os.fspath(source))
-    _check_fit(models, paths, options)
+    settings = _check_fit(models, paths, options)
     rates = {model.sample_rate for model in models}
     if len(rates) > 1:
         raise ModelFileError(f"the source models were learned at different sample rates {sorted(rates)}")
@@ -260,12 +282,85 @@ def load_sources(sources, options) -> Sources:
         (rate,) = rates
         if options.sr is not None and options.sr != rate:
             raise ParameterError(f"[[sr={options.sr}]] differs from the models' sample rate {rate}")
-    return Sources(tuple(models), tuple(paths), rate)
+    return Sources(tuple(models), tuple(paths), rate, settings)
 
 
-def _check_fit(models: list[Model], paths: list[str | None], options) -> None:
-    """Source models share the run's STFT, spectrogram power and divergence, and have distinct names."""
-    wanted = {"stft": options.stft.as_dict(), "power": float(options.power), "beta": options.resolved_beta}
+#: The settings of a source model that a run must share: its bases model this spectrogram only.
+MATCHED = ("n_fft", "hop_length", "window", "power", "beta")
+#: The settings a source model proposes for its separation (a run may give others), and what a model
+#: file written before models carried them stands for (the separation's defaults of that time).
+PROPOSED = {"mask_power": 1.0, "sparsity": 0.0}
+
+
+def separation_settings(model: Model) -> dict[str, Any]:
+    """What a source model's separation uses: its STFT (``n_fft``, ``hop_length``, ``window``),
+    spectrogram ``power`` and divergence (``beta``) as learned, and the ``mask_power`` and
+    ``sparsity`` recorded by ``learn`` (a model file without them: 1 and 0).
+
+    Raises
+    ------
+    ModelFileError
+        A model without STFT, power or divergence settings.
+    """
+    stft = model.settings.get("stft")
+    nmf = model.settings.get("nmf")
+    separation = model.settings.get("separation") or {}
+    try:
+        values = {
+            "n_fft": int(stft["n_fft"]),
+            "hop_length": int(stft["hop_length"]),
+            "window": str(stft.get("window", "hann")),
+            "power": float(model.settings["power"]),
+            "beta": float(nmf["beta"]),
+        }
+        values |= {name: float(separation.get(name, old)) for name, old in PROPOSED.items()}
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelFileError(
+            f"source model has no usable STFT, power or divergence settings: {exc}"
+        ) from None
+    return values
+
+
+def _spelled(name: str, value: Any) -> str:
+    """``[[name=value]]`` for a message; a beta of a named divergence as ``[[divergence=kl]]``."""
+    if name == "beta":
+        for divergence, beta in DIVERGENCES.items():
+            if beta == value:
+                return f"[[divergence={divergence}]]"
+    return f"[[{name}={value:g}]]" if isinstance(value, float) else f"[[{name}={value}]]"
+
+
+def _given(options) -> dict[str, Any]:
+    """The settings the run chose (None where it left them to the models or the fallbacks)."""
+    given = {name: getattr(options, name) for name in ("n_fft", "hop_length", "window", "power")}
+    given["beta"] = options.resolved_beta if options.divergence_given else None
+    return given | {name: getattr(options, name) for name in PROPOSED}
+
+
+def _check_given(options, settings: dict[str, Any], paths: tuple[str | None, ...]) -> None:
+    """Options given that contradict the models' STFT, power or divergence are an error naming both."""
+    for name, value in _given(options).items():
+        if name in MATCHED and value is not None and value != settings[name]:
+            models = "the source model was" if len(paths) == 1 else "the source models were"
+            raise ModelFileError(
+                f"{models} learned with {_spelled(name, settings[name])}, this run asks for "
+                f"{_spelled(name, value)}: leave it out to use the model's, or learn again with it",
+                paths[0] if len(paths) == 1 else None,
+            )
+
+
+def _describe(model: Model, where: str | None) -> str:
+    return Path(where).name if where is not None else f"the model of {source_name(model)!r}"
+
+
+def _check_fit(models: list[Model], paths: list[str | None], options) -> dict[str, Any]:
+    """Source models are source models with distinct names, learned with the same STFT, power and
+    divergence (and mask power and sparsity, unless the run gives them), and the run gives none
+    that contradicts theirs; return their common separation settings (see :class:`Sources`)."""
+    settings: dict[str, Any] = {}
+    first: dict[str, tuple[Model, str | None]] = {}
+    given = _given(options)
+    differ: set[str] = set()
     seen: set[str] = set()
     for model, where in zip(models, paths, strict=True):
         if model.settings.get("kind") != "source":
@@ -274,17 +369,26 @@ def _check_fit(models: list[Model], paths: list[str | None], options) -> None:
                 "learn one from clean examples with `nmfsep learn CLIP.wav -o NAME.npz`",
                 where,
             )
-        learned = {
-            "stft": model.settings.get("stft"),
-            "power": model.settings.get("power"),
-            "beta": (model.settings.get("nmf") or {}).get("beta"),
-        }
-        for key, value in wanted.items():
-            if learned[key] != value:
+        try:
+            values = separation_settings(model)
+        except ModelFileError as exc:
+            exc.path = where
+            raise
+        for name, value in values.items():
+            if name not in settings:
+                settings[name], first[name] = value, (model, where)
+            elif value != settings[name] and name not in MATCHED and given[name] is not None:
+                differ.add(name)  # the run's own value settles it
+            elif value != settings[name]:
+                other = _describe(*first[name])
+                hint = (
+                    "learn them again with the same settings"
+                    if name in MATCHED
+                    else f"give [[{name}]] to choose, or learn them again with the same"
+                )
                 raise ModelFileError(
-                    f"model was learned with {key}={learned[key]}, this run uses {key}={value}: use the "
-                    "same [[n_fft]], [[hop_length]], [[power]] and [[divergence]] or [[beta]] as when it was learned",
-                    where,
+                    f"the source models disagree: {other} has {_spelled(name, settings[name])}, "
+                    f"{_describe(model, where)} {_spelled(name, value)}: {hint}"
                 )
         name = source_name(model)
         if options.free and name == options.rest_name:
@@ -292,8 +396,12 @@ def _check_fit(models: list[Model], paths: list[str | None], options) -> None:
         if name in seen:
             raise ModelFileError(f"two sources are named {name!r}: learn them with distinct names", where)
         seen.add(name)
+    if models:
+        _check_given(options, settings, tuple(paths))
+    settings.update(dict.fromkeys(differ))
     if len(models) == 1 and not options.free:
         raise ParameterError(
             "one source model and no free components would give one output identical to the input: "
             "add free components for the rest of the mix ([[free=N]]) or a model of each other source"
         )
+    return settings

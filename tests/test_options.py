@@ -6,6 +6,7 @@ import dataclasses
 import inspect
 
 import pytest
+from click.testing import CliRunner
 
 import nmfsep
 from nmfsep import files, plot
@@ -51,3 +52,26 @@ def test_the_options_dataclass_and_the_figure_style_use_the_same_defaults():
 def test_every_separation_option_is_offered_by_the_cli():
     offered = {param.name for command in API for param in main.commands[command].params}
     assert {option.name for option in OPTIONS} <= offered
+
+
+def test_options_not_given_stay_none_until_settled():
+    """A source model (or learn) decides what the run did not give; the fallbacks the rest."""
+    options = Options()
+    assert (options.divergence, options.window, options.power, options.mask_power, options.sparsity) == (
+        None,
+    ) * 5
+    settled = options.settled()
+    assert (settled.window, settled.power, settled.mask_power, settled.sparsity) == ("hann", 1.0, 1.0, 0.0)
+    assert settled.resolved_beta == 1.0 and settled.settled() == settled
+    given = Options(mask_power=3.0, divergence="is").settled(mask_power=2.0, beta=1.0, n_fft=8192)
+    assert given.mask_power == 3.0 and given.resolved_beta == 0.0 and given.n_fft == 8192
+    assert Options().settled(beta=0.5).resolved_beta == 0.5
+
+
+def test_help_shows_the_effective_defaults():
+    learn = CliRunner().invoke(main, ["learn", "--help"], terminal_width=200).output
+    separate = CliRunner().invoke(main, ["separate", "--help"], terminal_width=200).output
+    assert "[default: 64; x>=1]" in learn and "[default: 2.0; x>0]" in learn
+    assert "~372 ms: 8192 at 22.05 kHz" in learn
+    assert "[default: (1, or the --source models' (2 from learn)); x>0]" in separate
+    assert "with --source the models'" in separate

@@ -37,15 +37,85 @@ def _sdr(references, estimates):
 
 
 def test_learned_model_file(models):
+    """learn's defaults (64 bases, ~372 ms frames: 8192 samples at 22.05 kHz) and the separation
+    settings it records for separate."""
     model = nmfsep.load_model(models / "speech.npz")
-    assert model.bases.shape == (1025, 16) and model.activations is None
-    assert model.names == ("speech",) * 16 and model.sample_rate == 22050
+    assert model.bases.shape == (4097, 64) and model.activations is None
+    assert model.names == ("speech",) * 64 and model.sample_rate == 22050
     assert model.settings["kind"] == "source" and model.settings["training"] == ["speech.wav"]
+    assert model.settings["stft"] == {"n_fft": 8192, "hop_length": 2048, "window": "hann", "center": True}
+    assert model.settings["power"] == 1.0 and model.settings["nmf"]["beta"] == 1.0
+    assert model.settings["separation"] == {"mask_power": 2.0, "sparsity": 0.0}
     np.testing.assert_allclose(np.linalg.norm(model.bases, axis=0), 1.0, rtol=1e-5)
 
 
+def test_learn_gives_the_frame_in_seconds(tmp_path):
+    """The same ~372 ms at another rate: 16384 samples at 44.1 kHz, 8192 at 16 kHz."""
+    samples, rate = sf.read(DATA / "train" / "speech.wav")
+    for new_rate, n_fft in ((44100, 16384), (16000, 8192)):
+        path = tmp_path / f"speech{new_rate}.wav"
+        sf.write(
+            path,
+            nmfsep.audio.resample(samples[None, : 2 * rate].astype(np.float32), rate, new_rate)[0],
+            new_rate,
+        )
+        model = nmfsep.learn([path], 4, max_iter=5)
+        assert model.settings["stft"]["n_fft"] == n_fft, new_rate
+
+
+def test_separate_uses_the_models_settings(models, tmp_path):
+    """No flag after learn gives the bytes (and the settings record) of the settings given explicitly."""
+    sources = ["--source", models / "speech.npz", "--source", models / "vibraphone.npz"]
+    explicit = "--n-fft 8192 --hop 2048 --window hann --power 1 -d kl --mask-power 2 --sparsity 0".split()
+    plain = run("separate", SPEECH_SAMPLE, *sources, "-o", tmp_path / "plain")
+    given = run("separate", SPEECH_SAMPLE, *sources, *explicit, "-o", tmp_path / "given")
+    assert plain.exit_code == 0 and given.exit_code == 0, (plain.stderr, given.stderr)
+    for name in ("speech", "vibraphone"):
+        assert (tmp_path / "plain" / "speech_vibraphone" / f"{name}.wav").read_bytes() == (
+            tmp_path / "given" / "speech_vibraphone" / f"{name}.wav"
+        ).read_bytes()
+    records = [
+        json.loads((tmp_path / d / "speech_vibraphone" / ".nmfsep.json").read_text())
+        for d in ("plain", "given")
+    ]
+    assert records[0]["settings"] == records[1]["settings"]
+    assert records[0]["settings"]["n_fft"] == 8192 and records[0]["settings"]["mask_power"] == 2.0
+    again = run("separate", SPEECH_SAMPLE, *sources, *explicit, "--skip-existing", "-o", tmp_path / "plain")
+    assert again.exit_code == 0 and "skipped" in again.stderr, again.stderr
+    # the Python API alike; mask power and sparsity given explicitly override the models'
+    signal, rate = sf.read(SPEECH_SAMPLE, dtype="float32")
+    short = signal[: 3 * rate]
+    paths = [models / "speech.npz", models / "vibraphone.npz"]
+    result = nmfsep.separate(short, rate, sources=paths, max_iter=20)
+    assert result.settings["stft"]["n_fft"] == 8192 and result.settings["mask_power"] == 2.0
+    assert result.settings["nmf"]["sparsity"] == 0.0
+    result = nmfsep.separate(short, rate, sources=paths, max_iter=20, mask_power=1, sparsity=0.5)
+    assert result.settings["mask_power"] == 1.0 and result.settings["nmf"]["sparsity"] == 0.5
+
+
+def test_a_model_file_from_before_the_separation_settings_still_loads(models, tmp_path):
+    """Without "separation" in its settings a model stands for the defaults of that time: mask
+    power 1, sparsity 0 (its STFT, power and divergence were always recorded)."""
+    old = {}
+    for name in ("speech", "vibraphone"):
+        arrays = dict(np.load(models / f"{name}.npz", allow_pickle=False))
+        settings = json.loads(str(arrays["settings"]))
+        del settings["separation"]
+        arrays["settings"] = np.array(json.dumps(settings, sort_keys=True))
+        old[name] = tmp_path / f"{name}.npz"
+        np.savez(old[name], **arrays)
+    signal, rate = sf.read(SPEECH_SAMPLE, dtype="float32")
+    result = nmfsep.separate(signal[: 3 * rate], rate, sources=list(old.values()), max_iter=20)
+    assert result.settings["mask_power"] == 1.0 and result.settings["nmf"]["sparsity"] == 0.0
+    assert result.settings["stft"]["n_fft"] == 8192  # the STFT it was learned with
+    result = run(
+        "separate", SPEECH_SAMPLE, "--source", old["speech"], "--free", 2, *FAST, "-o", tmp_path / "o"
+    )
+    assert result.exit_code == 0, result.stderr
+
+
 def test_supervised_separation_recovers_each_source(models, tmp_path):
-    """Documented floor (README): speech >= 3 dB, vibraphone >= 7.5 dB SDR with the defaults (measured 4.1, 8.6)."""
+    """Documented floor (README): speech >= 3 dB, vibraphone >= 7.5 dB SDR with the defaults (measured 4.4, 9.5)."""
     result = run(
         "separate",
         SPEECH_SAMPLE,
@@ -120,12 +190,39 @@ def test_bad_model_files_exit_1_with_a_message(models, tmp_path):
 
 
 def test_mismatched_settings_are_caught(models, tmp_path):
+    """A flag that contradicts the models' STFT, power or divergence names both values (exit 1)."""
+    both = ["--source", models / "speech.npz", "--source", models / "vibraphone.npz"]
+    result = run("separate", SPEECH_SAMPLE, *both, "--n-fft", "1024", "-o", tmp_path)
+    assert result.exit_code == 1 and result.stderr.count("\n") == 1, result.stderr
+    assert "the source models were learned with --n-fft 8192, this run asks for --n-fft 1024" in result.stderr
     result = run(
-        "separate", SPEECH_SAMPLE, "--source", models / "speech.npz", "--n-fft", "1024", "-o", tmp_path
+        "separate", SPEECH_SAMPLE, "--source", models / "speech.npz", "--free", 2, "-d", "is", "-o", tmp_path
     )
-    assert result.exit_code == 1 and "learned with stft=" in result.stderr
-    result = run("separate", SPEECH_SAMPLE, "--source", models / "speech.npz", "-d", "is", "-o", tmp_path)
-    assert result.exit_code == 1 and "learned with beta=1.0" in result.stderr
+    assert result.exit_code == 1 and "speech.npz" in result.stderr
+    assert "model was learned with --divergence kl, this run asks for --divergence is" in result.stderr
+    for flag, value in (("--hop", "512"), ("--window", "hamming"), ("--power", "2")):
+        result = run("separate", SPEECH_SAMPLE, *both, flag, value, "-o", tmp_path)
+        assert result.exit_code == 1 and f"this run asks for {flag} {value}" in result.stderr, result.stderr
+    assert not list(tmp_path.glob("*/*.wav"))
+
+
+def test_models_that_disagree_are_an_error(models, tmp_path):
+    clip = DATA / "train" / "vibraphone.wav"
+    for name, flags in (("small", ["--n-fft", "2048"]), ("soft", ["--mask-power", "1"])):
+        result = run(
+            "learn", clip, "--name", "vibraphone", "-m", 4, *FAST, *flags, "-o", tmp_path / f"{name}.npz"
+        )
+        assert result.exit_code == 0, result.stderr
+    speech = ["--source", models / "speech.npz"]
+    result = run("separate", SPEECH_SAMPLE, *speech, "--source", tmp_path / "small.npz", "-o", tmp_path / "a")
+    assert result.exit_code == 1 and result.stderr.count("\n") == 1
+    assert "the source models disagree: speech.npz has --n-fft 8192, small.npz --n-fft 2048" in result.stderr
+    result = run("separate", SPEECH_SAMPLE, *speech, "--source", tmp_path / "soft.npz", "-o", tmp_path / "b")
+    assert result.exit_code == 1
+    assert "has --mask-power 2, soft.npz --mask-power 1: give --mask-power to choose" in result.stderr
+    # a mask power given settles it
+    soft = ["--source", tmp_path / "soft.npz", "--mask-power", 1, *FAST]
+    assert run("separate", SPEECH_SAMPLE, *speech, *soft, "-o", tmp_path / "c").exit_code == 0
     result = run(
         "separate",
         SPEECH_SAMPLE,
