@@ -133,9 +133,9 @@ class NmfsepRoute:
 
 def default_learn_settings(rate: int) -> tuple[int, nmfsep.STFTSettings]:
     """The bases count and STFT ``nmfsep learn`` uses by default at ``rate``."""
-    from nmfsep.options import LEARN_COMPONENTS, learn_frame
+    from nmfsep.options import LEARN_COMPONENTS
 
-    return LEARN_COMPONENTS, nmfsep.STFTSettings(n_fft=learn_frame(rate))
+    return LEARN_COMPONENTS, nmfsep.Options().learn_stft(rate)
 
 
 def sklearn_route(item: dict, bases: int | None, frame: int | None) -> np.ndarray:

@@ -618,11 +618,6 @@ def frame_length(seconds: float, sample_rate: int) -> int:
     return int(min(MAX_N_FFT, max(MIN_N_FFT, n_fft)))
 
 
-def learn_frame(sample_rate: int) -> int:
-    """``learn``'s default STFT frame at ``sample_rate`` (see :data:`LEARN_FRAME_SECONDS`)."""
-    return frame_length(LEARN_FRAME_SECONDS, sample_rate)
-
-
 def memory_budget(max_memory: float | str | None) -> float | None:
     """Bytes the spectrogram may take in memory: ``max_memory`` (bytes, or "500M", "2G"), or by
     default half of the memory available now (beyond it Y is memory-mapped to a temporary file).
