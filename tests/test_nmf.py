@@ -9,7 +9,9 @@ import pytest
 
 from nmfsep.errors import ParameterError
 from nmfsep.nmf import DIVERGENCES, beta_divergence, beta_from_name, factorize, mm_exponent
+from nmfsep.nmf.factorize import CHECK_EVERY
 from nmfsep.nmf.init import nndsvda_init, random_init, randomized_svd
+from nmfsep.nmf.updates import MMWorkspace
 
 BETAS = [0.0, 0.5, 1.0, 1.5, 2.0, 3.0]
 
@@ -142,7 +144,8 @@ def test_auto_kernel_by_rank(low_rank):
 
 @pytest.mark.parametrize("kernel", ["numba", "numpy"])
 @pytest.mark.parametrize("beta", [0.0, 1.0, 2.0, 0.5])
-def test_no_data_sized_allocation_inside_the_loop(rng, kernel, beta):
+@pytest.mark.parametrize("tol", [0.0, 1e-12])
+def test_no_data_sized_allocation_inside_the_loop(rng, kernel, beta, tol):
     """Scratch is per tile or per frame: after the first iteration nothing near K x N is allocated.
 
     tracemalloc sees numpy's allocations (the numpy kernel and all glue code). The numba kernel
@@ -169,7 +172,7 @@ def test_no_data_sized_allocation_inside_the_loop(rng, kernel, beta):
     nrt.memsys_enable_stats()
     tracemalloc.start()
     try:
-        factorize(Y, 4, beta=beta, max_iter=6, tol=0, kernel=kernel, callback=callback)
+        factorize(Y, 4, beta=beta, max_iter=6, tol=tol, kernel=kernel, callback=callback)
     finally:
         tracemalloc.stop()
         if not enabled:
@@ -414,7 +417,63 @@ def test_objective_is_recorded_when_needed(low_rank):
     assert np.isfinite(recorded.objective).all()
     np.testing.assert_array_equal(quiet.bases, recorded.bases)
     assert quiet.objective[-1] == recorded.objective[-1]
-    assert np.isfinite(factorize(low_rank, 3, max_iter=8, tol=1e-9).objective).all()
+    # with a tolerance: exact values every CHECK_EVERY iterations (the stopping test's scale) and at
+    # the end; recording the others changes nothing either
+    n = 2 * CHECK_EVERY + 5
+    stopping = factorize(low_rank, 3, max_iter=n, tol=1e-12)
+    computed = np.flatnonzero(np.isfinite(stopping.objective))
+    np.testing.assert_array_equal(computed, [0, CHECK_EVERY, 2 * CHECK_EVERY, n])
+    both = factorize(low_rank, 3, max_iter=n, tol=1e-12, record_objective=True)
+    np.testing.assert_array_equal(stopping.activations, both.activations)
+    assert np.isfinite(both.objective).all() and both.objective[-1] == stopping.objective[-1]
+
+
+def _spectrogram_like(rng, K=96, N=300, rank=6):
+    return rng.gamma(0.6, size=(K, rank)) @ rng.gamma(0.4, size=(rank, N)) + 0.05 * rng.random((K, N))
+
+
+@pytest.mark.parametrize("beta", [0.0, 0.5, 1.0, 1.5, 2.0, 3.0])
+@pytest.mark.parametrize("sparsity", [0.0, 0.3])
+def test_majorizer_drop_bounds_every_update(rng, beta, sparsity):
+    """Each update's reported drop is at most the objective's true decrease (what makes the stopping
+    test safe) and not a trivial bound: at least a third of it (measured: about half)."""
+    Y = _spectrogram_like(rng)
+    data = np.ascontiguousarray(Y.T / Y.max())
+    M = 5
+    workspace = MMWorkspace(data, beta, sparsity, M, slice(1, M), kernel="numpy")  # basis 0 fixed
+    bases_t = rng.random((M, Y.shape[0])) + 0.1
+    acts_t = rng.random((Y.shape[1], M)) + 0.1
+    ratios = []
+    for _ in range(12):
+        for update in (workspace.update_activations, workspace.update_bases):
+            before = workspace.objective(bases_t, acts_t)
+            if update == workspace.update_activations:
+                update(bases_t, acts_t, want_objective=False, want_decrease=True)
+            else:
+                update(bases_t, acts_t, want_decrease=True)
+            decrease = before - workspace.objective(bases_t, acts_t)
+            assert 0.0 <= workspace.decrease <= decrease * (1 + 1e-9) + 1e-12 * abs(before)
+            if not (sparsity and update == workspace.update_bases):  # that one reports 0
+                ratios.append(workspace.decrease / decrease)
+    assert min(ratios) > 1 / 3, min(ratios)
+
+
+@pytest.mark.parametrize("beta", [0.0, 1.0, 2.0])
+@pytest.mark.parametrize("n_components", [3, 5])
+def test_tolerance_stops_where_the_exact_test_does(rng, beta, n_components):
+    """tol stops at the first iteration that lowered the objective by less than tol times its
+    value, as with the objective computed at every iteration (or one later, see _run), though it
+    computes the objective at a fraction of them."""
+    Y = _spectrogram_like(rng, N=400)
+    for tol in (1e-3, 1e-4):
+        exact = factorize(
+            Y, n_components, beta=beta, tol=0, max_iter=600, record_objective=True, dtype=np.float64
+        )
+        D = exact.objective
+        stop = next(t for t in range(1, len(D)) if D[t - 1] - D[t] < tol * abs(D[t - 1]))
+        fit = factorize(Y, n_components, beta=beta, tol=tol, max_iter=600, dtype=np.float64)
+        assert fit.converged and stop <= fit.n_iter <= stop + 1, (fit.n_iter, stop)
+        assert np.isnan(fit.objective).sum() > fit.n_iter / 3  # the point: most are skipped
 
 
 def _blas_threads() -> dict[str, int]:

@@ -23,6 +23,11 @@ NORMS = ("l2", "l1")
 DEFAULT_FLOOR = 1e-6
 
 
+#: Iterations between exact objective values when stopping on ``tol``: an exact value costs about a
+#: whole update (a log per data entry); in between, the stopping test uses the updates' bounds.
+CHECK_EVERY = 20
+
+
 class Progress(NamedTuple):
     """What the optional callback of :func:`factorize` receives after every iteration."""
 
@@ -210,7 +215,11 @@ def factorize(
         Maximum number of iterations (one U update and one H update each) per restart.
     tol : float >= 0
         Stop when the objective decreased by less than ``tol`` times its value over the last
-        iteration. 0 always runs ``max_iter`` iterations.
+        iteration. 0 always runs ``max_iter`` iterations. The objective costs about as much as an
+        update, so it is computed every ``CHECK_EVERY`` (10) iterations and, from the first
+        iteration where the test could hold (the updates' majorizer drops bound the decrease from
+        below), at every one: the fit stops where computing it throughout would, or one iteration
+        later.
     init : {"nndsvda", "random"} or (H, U)
         Initialisation of the first restart: NNDSVDa (SVD based, zeros filled with mean(Y)),
         random positive factors, or given positive factors H [shape=(K, M)] and U [shape=(M, N)]
@@ -247,9 +256,9 @@ def factorize(
         possibly a memory map, as :func:`nmfsep.blockwise.spectrogram_frames` returns).
         Y's values are changed. Ignored for other layouts.
     record_objective : bool, optional
-        Compute the objective at every iteration. By default only when ``tol > 0`` needs it
-        (scikit-learn does the same): with ``tol=0`` the history holds the initial and final values
-        and NaN in between, which saves about a fifth of each iteration.
+        Compute the objective at every iteration (about one update's cost each). By default the
+        history holds the initial and final values, those the stopping test used with ``tol > 0``,
+        and NaN in between. Recording never changes the result.
     blas_threads : "auto", None or int >= 1
         BLAS threads (threadpoolctl). An integer limits BLAS to that many threads for the whole
         call, initialisation included; None leaves BLAS alone; "auto" (the default) limits it to
@@ -367,7 +376,7 @@ def factorize(
                     int(n_init),
                     callback,
                     objective_scale,
-                    tol > 0 if record_objective is None else bool(record_objective),
+                    bool(record_objective),
                 )
             restart_objectives.append(history[-1])
             if best is None or history[-1] < best[2][-1]:
@@ -462,29 +471,58 @@ def _run(workspace, H, U, free, max_iter, tol, norm, restart, n_init, callback, 
     """Iterate from (H, U) in place; return (objective history in the data's units, converged).
 
     H and U are the transposes of C-contiguous arrays (the engine's frame-major layout).
+
+    The stopping test is exact -- stop at the first iteration that lowered the objective by less
+    than ``tol`` times its value -- but the objective (a log per data entry, about an update's cost)
+    is only computed where that test can hold. Each update reports its majorizer's drop, a lower
+    bound of its decrease (:func:`.divergence.majorizer_decrease`, a pass over the factors), and
+    ``reference``, the last exact value (every CHECK_EVERY iterations) minus the drops since, bounds
+    the objective from above. While ``drop >= tol * reference`` the iteration's decrease is at least
+    tol times the objective, so the test cannot hold; from the first iteration where it could, the
+    objective is computed at every iteration and tested as before. The fit stops at the same
+    iteration as with the objective computed throughout, or one later when that first possible
+    iteration is the one (its predecessor's value is then only bounded).
     """
     all_columns = slice(None)
     bases_t, acts_t = H.T, U.T
     _normalize(H, U, norm, all_columns)
     history: list[float] = []
     converged = False
+    stopping = tol > 0
+    exact = False  # computing the objective at every iteration (the test may hold)
+    reference = math.inf  # >= the objective of the current (H, U)
+    previous = None  # the previous iteration's objective, when computed for the test
     for iteration in range(max_iter + 1):
         if iteration == max_iter:
             history.append(workspace.objective(bases_t, acts_t))
             break
         # The U update also returns the objective of the current (H, U) from the same passes.
-        value = workspace.update_activations(bases_t, acts_t, want_objective=record or iteration == 0)
+        tested = stopping and (exact or iteration % CHECK_EVERY == 0)
+        value = workspace.update_activations(
+            bases_t,
+            acts_t,
+            want_objective=record or tested or iteration == 0,
+            want_decrease=stopping and not exact,
+        )
         history.append(math.nan if value is None else value)
-        if iteration >= 1 and tol > 0:
-            previous, current = history[-2], history[-1]
-            if previous - current < tol * abs(previous):
-                converged = True
-                # U has been updated already: record the objective of what is returned.
-                history[-1] = workspace.objective(bases_t, acts_t)
-                break
+        if tested:
+            if exact:
+                before = previous if previous is not None else reference
+                if before - value < tol * abs(before):
+                    converged = True
+                    # U has been updated already: record the objective of what is returned.
+                    history[-1] = workspace.objective(bases_t, acts_t)
+                    break
+            reference = value
+        previous = value if tested else None
+        drop = workspace.decrease
         if free.stop > free.start:
-            workspace.update_bases(bases_t, acts_t)
+            workspace.update_bases(bases_t, acts_t, want_decrease=stopping and not exact)
+            drop += workspace.decrease
             _normalize(H, U, norm, free)
         if callback is not None:
             callback(Progress(restart, n_init, iteration + 1, max_iter, history[-1] * objective_scale))
+        if stopping and not exact:
+            exact = drop < tol * abs(reference)
+            reference -= drop
     return [value * objective_scale for value in history], converged

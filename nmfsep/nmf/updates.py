@@ -48,7 +48,7 @@ from .backend import (
     resolve_kernel,
     uses_rank4,
 )
-from .divergence import EUC, GENERAL, IS, KL, mm_exponent, update_kind
+from .divergence import EUC, GENERAL, IS, KL, majorizer_decrease, mm_exponent, update_kind
 
 #: Frames are split into this many chunks whatever the thread count, each with its own partial sums
 #: added in a fixed order: results do not depend on the number of threads.
@@ -319,6 +319,7 @@ class MMWorkspace:
         self.gamma = mm_exponent(beta)
         self.sparsity = sparsity
         self.free = free
+        self.decrease = 0.0  # lower bound of the last update's decrease (see update_activations)
         self.kernel_name = resolve_kernel(kernel, n_components, beta, data.dtype)
         self.tiny = float(np.finfo(data.dtype).tiny)
         two_terms = self.kind in (IS, GENERAL)
@@ -384,9 +385,13 @@ class MMWorkspace:
         return value
 
     def update_activations(
-        self, bases_t: np.ndarray, acts_t: np.ndarray, want_objective: bool
+        self, bases_t: np.ndarray, acts_t: np.ndarray, want_objective: bool, want_decrease: bool = False
     ) -> float | None:
-        """One MM update of U^T in place; returns the objective *before* the update if asked."""
+        """One MM update of U^T in place; returns the objective *before* the update if asked.
+
+        With ``want_decrease``, :attr:`decrease` is set to a lower bound of how much the update
+        lowered the objective (the majorizer's drop, see :func:`.divergence.majorizer_decrease`).
+        """
         value = self._activation_sums(bases_t, acts_t, want_objective)
         numerator = self.numerator_u
         if self.kind == KL:
@@ -397,11 +402,15 @@ class MMWorkspace:
             denominator = self.denominator_u
         if self.sparsity > 0.0:
             denominator = denominator + self.sparsity * np.linalg.norm(bases_t, axis=1)[None, :]
-        self._apply(acts_t, numerator, denominator)
+        self.decrease = self._apply(acts_t, numerator, denominator, want_decrease)
         return value
 
-    def update_bases(self, bases_t: np.ndarray, acts_t: np.ndarray) -> None:
-        """One MM update of the free rows of H^T in place (with U^T already updated)."""
+    def update_bases(self, bases_t: np.ndarray, acts_t: np.ndarray, want_decrease: bool = False) -> None:
+        """One MM update of the free rows of H^T in place (with U^T already updated).
+
+        With ``want_decrease``, :attr:`decrease` is set as in :meth:`update_activations` (0 with a
+        sparsity penalty, whose bases update minimises another majorizer: still a lower bound).
+        """
         rows = self.free
         self.kernel.basis_terms(
             self.data,
@@ -428,18 +437,24 @@ class MMWorkspace:
                 numerator, denominator, bases_t[rows], acts_t[:, rows].sum(axis=0)
             )
             bases_t[rows] *= factor
+            self.decrease = 0.0
         else:
-            self._apply(bases_t[rows], numerator, denominator)
+            self.decrease = self._apply(bases_t[rows], numerator, denominator, want_decrease)
 
-    def _apply(self, factor: np.ndarray, numerator: np.ndarray, denominator: np.ndarray) -> None:
-        """factor *= (numerator / denominator)^gamma in place (numerator is overwritten)."""
+    def _apply(
+        self, factor: np.ndarray, numerator: np.ndarray, denominator: np.ndarray, want_decrease: bool = False
+    ) -> float:
+        """factor *= (numerator / denominator)^gamma in place (numerator is overwritten); returns the
+        majorizer's drop if asked (0.0 otherwise)."""
         # Guards for a basis or activation that is all zero (0/0): such entries keep their value.
         denominator = np.maximum(denominator, self.tiny)
         np.maximum(numerator, self.tiny, out=numerator)
         np.divide(numerator, denominator, out=numerator)
         if self.gamma != 1.0:
             np.power(numerator, self.gamma, out=numerator)
+        decrease = majorizer_decrease(factor, numerator, denominator, self.beta) if want_decrease else 0.0
         factor *= numerator
+        return decrease
 
     def _penalised_bases_ratio(self, p, q, bases_t, activation_l1, n_bisect: int = 48):
         """Multiplicative factor x for H^T with the penalty lambda * ||u_m||_1 * ||h_m||_2 (see top).
