@@ -8,6 +8,7 @@ started); 130/143 interrupted.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 import warnings
@@ -113,17 +114,36 @@ def _progress(length: int, label: str, enabled: bool) -> Iterator[_Bar | None]:
             bar.update(bar.length - bar.pos)
 
 
-def _announce_compiling(rank: int, beta: float, spatial: bool = False) -> None:
+def _announce_compiling(rank: int, beta: float, spatial: bool = False, inputs=None, options=None) -> None:
     """One line before a run that must first compile numba's kernels, so it does not look stuck
-    (``spatial``: the run may use the stereo spatial model's kernel too)."""
+    (``spatial``: the run may use the stereo spatial model's kernel too). With ``inputs`` (and
+    their ``options``), nothing is checked when every input is small enough for the numpy kernel:
+    the check itself imports numba, half a second that such a run never needs."""
     from .nmf import kernels_need_compiling
 
-    if kernels_need_compiling(rank, beta) or (spatial and kernels_need_compiling(0, family="spatial")):
+    sizes = {None} if inputs is None else {_spectrogram_size(path, options) for path in inputs}
+    if any(kernels_need_compiling(rank, beta, size=size) for size in sizes) or (
+        spatial and kernels_need_compiling(0, family="spatial")
+    ):
         click.echo(
             f"Compiling the numba kernels for this installation (once; about {COMPILE_SECONDS} s, later "
             "runs load them from numba's cache; `make install` does it ahead of time)...",
             err=True,
         )
+
+
+def _spectrogram_size(path, options) -> int | None:
+    """K x N of the spectrogram a separation of ``path`` factorizes (None when it cannot tell)."""
+    import soundfile
+
+    from .spectrogram import n_frames
+
+    try:
+        info = soundfile.info(os.fspath(path))
+        n_samples = info.frames * (options.sr or info.samplerate) / info.samplerate
+        return n_frames(int(n_samples), options.stft) * options.stft.n_bins
+    except Exception:  # noqa: BLE001 -- a hint only: an unreadable file fails later, on its own
+        return None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -191,6 +211,8 @@ def separate(inputs, plot, from_list, jobs, scheduler, manifest, json_lines, qui
             spatial=run.options.n_sources is not None
             and not run.options.mono
             and not run.settings["sources"],
+            inputs=[track.path for track in run.tracks[:64]],  # a hint: the first ones tell
+            options=run.options,
         )
     tty = sys.stderr.isatty() and not quiet
     per_file = tty and len(run.tracks) == 1 and jobs == 1 and not scheduler
@@ -296,7 +318,7 @@ def plot(input_path, output, model, spectrogram_only, quiet, debug, **settings):
         )
 
     if needs_fit and not quiet:
-        _announce_compiling(options.n_components, options.resolved_beta)
+        _announce_compiling(options.n_components, options.resolved_beta, inputs=[input_path], options=options)
     _guarded(input_path, work, options.max_iter * options.n_init if needs_fit else 0, quiet, debug)
 
 

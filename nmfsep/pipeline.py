@@ -22,6 +22,7 @@ from . import audio as audio_io
 from .blockwise import multichannel_spectrogram, resynthesise, resynthesise_images, spectrogram_frames
 from .errors import AudioError, NmfsepError, NmfsepWarning, ParameterError
 from .nmf import Progress, factorize
+from .nmf.backend import kernel_for_size
 from .nmf.spatial import SpatialModel, SpatialProgress, fit_spatial, pan_spread
 from .options import (
     DEFAULTS,
@@ -200,6 +201,7 @@ def analyse(
         Y,
         n_free,
         fixed_bases=fixed,
+        kernel=kernel_for_size("auto", n_free + (0 if fixed is None else fixed.shape[1]), Y.size),
         **options.nmf_kwargs(),
         callback=callback,
         overwrite_input=True,
@@ -635,6 +637,7 @@ def learn(
     result = factorize(
         Y,
         settings.n_components,
+        kernel=kernel_for_size("auto", settings.n_components, Y.size),
         **settings.nmf_kwargs(),
         callback=callback,
         overwrite_input=True,

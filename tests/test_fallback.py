@@ -357,8 +357,10 @@ def _cli(args: list, env: dict[str, str], cwd: Path, setup: str = "") -> subproc
 
 def test_the_cli_without_numba_separates_the_same_with_one_warning(tmp_path):
     signal, rate = sf.read(SAMPLE, dtype="float32")
+    # long enough for numba (shorter files run the numpy kernel anyway: see backend.SMALL_WORK)
+    signal = np.tile(signal, 3)
     song = tmp_path / "song.wav"
-    sf.write(song, signal[: 3 * rate], rate, subtype="FLOAT")
+    sf.write(song, signal, rate, subtype="FLOAT")
     args = ["separate", song, "-m", "3", "--max-iter", "30", "--tol", "0", "--subtype", "FLOAT"]
     with_numba = _cli([*args, "-o", tmp_path / "numba"], dict(os.environ), tmp_path)
     assert with_numba.returncode == 0 and with_numba.stderr.count("\n") == 1, with_numba.stderr
@@ -371,7 +373,7 @@ def test_the_cli_without_numba_separates_the_same_with_one_warning(tmp_path):
     assert without.returncode == 0, without.stderr
     lines = without.stderr.splitlines()
     assert len(lines) == 2 and lines[0].startswith("Warning: numba kernels unavailable (ModuleNotFoundError")
-    peak = np.abs(signal[: 3 * rate]).max()
+    peak = np.abs(signal).max()
     for name in ("c1", "c2", "c3"):
         numba_part = sf.read(tmp_path / "numba" / "song" / f"{name}.wav")[0]
         numpy_part = sf.read(tmp_path / "numpy" / "song" / f"{name}.wav")[0]
@@ -392,3 +394,21 @@ def test_the_first_run_that_compiles_says_so(tmp_path):
     assert first.stderr.startswith("Compiling the numba kernels for this installation (once;"), first.stderr
     second = _cli(args, env, tmp_path)
     assert second.returncode == 0 and "Compiling" not in second.stderr, second.stderr
+
+
+def test_a_short_file_runs_without_importing_numba(tmp_path):
+    """Below backend.SMALL_WORK a separation runs the numpy kernel and nothing imports numba (half
+    a second of start-up, more than such a factorization takes); above it numba's kernels run."""
+    from nmfsep.nmf.backend import SMALL_WORK, kernel_for_size
+
+    signal, rate = sf.read(SAMPLE, dtype="float32")
+    song = tmp_path / "song.wav"
+    sf.write(song, signal, rate)  # 12 s at 22.05 kHz: 517 frames of 1025 bins
+    check = "import atexit, sys; atexit.register(lambda: print('numba' in sys.modules, file=sys.stderr))"
+    done = _cli(["separate", song, "-m", "4", "-o", tmp_path / "out"], dict(os.environ), tmp_path, check)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines()[-1] == "False", done.stderr
+    # the rule, at its edge: the work per update K x N x M
+    assert kernel_for_size("auto", 4, SMALL_WORK // 4) == "numpy"
+    assert kernel_for_size("auto", 4, SMALL_WORK // 4 + 1) == "auto"
+    assert kernel_for_size("numba", 4, 10) == "numba"  # an explicit choice stands

@@ -37,6 +37,12 @@ EUC_NUMBA_MAX_SUM_ROWS = 16
 #: 16). The numba kernel always takes the projections (it runs BLAS on one thread).
 EUC_FUSED_MAX_RANK = 8
 
+#: Work per update (K x N x M multiply-adds) up to which a separation runs the numpy kernel: a
+#: process that loads numba and its cached kernels pays about 0.5 s (import, target set-up, machine
+#: code), more than the numpy kernel's extra time on a spectrogram this small (about 1000 frames at
+#: rank 4: 12 s of 44.1 kHz audio; measured 1.5 vs 0.8 ms per iteration at 517 frames).
+SMALL_WORK = 1 << 22
+
 
 # numba is an accelerator: when it is missing, broken or cannot cache, the numpy kernels run. What
 # is known about it in this process: "import" -> None if numba and the kernels module import, else
@@ -105,6 +111,13 @@ def _choice(kernel: str, n_components: int, beta: float) -> str:
         limit = EUC_NUMBA_MAX_RANK if beta == 2.0 else NUMBA_MAX_RANK
         return "numba" if n_components <= limit else "numpy"
     return kernel
+
+
+def kernel_for_size(kernel: str, n_components: int, size: int) -> str:
+    """The kernel a one-off factorization should ask for: "numpy" instead of "auto" when the data
+    (``size`` = K x N entries) is too small for numba's start-up to pay off (see SMALL_WORK),
+    ``kernel`` otherwise. Depends on the sizes only, so a file always gets the same kernel."""
+    return "numpy" if kernel == "auto" and size * max(n_components, 1) <= SMALL_WORK else kernel
 
 
 def _families(kernel_name: str, n_components: int, beta: float) -> tuple[str, ...]:
@@ -212,11 +225,14 @@ def kernels_need_compiling(
     kernel: str = "auto",
     dtype=np.float32,
     family: str | None = None,
+    size: int | None = None,
 ) -> bool:
     """Whether a factorization of this rank and beta will first compile numba kernels (tens of
     seconds, once: e.g. the first run after ``pip install`` without ``make install``'s warm-up).
 
     ``family`` asks about one family of kernels instead (``"spatial"``: the stereo spatial model's).
+    ``size`` (K x N entries of the data) asks about a separation's choice of kernel for data that
+    size (see :func:`kernel_for_size`); a run that needs no numba kernel does not import numba.
     Cheap (imports numba and reads numba's on-disk cache index of each kernel it needs; compiles
     nothing) and never raises: False whenever it cannot tell, and when numba cannot be used at all
     (the numpy kernels need no compiling).
@@ -226,6 +242,8 @@ def kernels_need_compiling(
         if family is not None:  # one family by name (e.g. "spatial")
             families = (family,)
         else:
+            if size is not None:
+                kernel = kernel_for_size(kernel, n_components, size)
             families = _families(_choice(kernel, n_components, beta), n_components, beta)
         if not families:
             return False
