@@ -128,6 +128,134 @@ def test_kernels_give_the_same_iterates(rng, beta, sparsity, n_fixed, rank, dtyp
     np.testing.assert_allclose(fused.activations, tiled.activations, rtol=rtol * 10, atol=rtol * 1e-3 * scale)
 
 
+@pytest.fixture
+def one_numba_thread():
+    """One numba thread for small problems (results do not depend on it, see the test below): on
+    2 busy cores the parallel regions spend longer waiting for each other than computing."""
+    import numba
+
+    previous = numba.get_num_threads()
+    numba.set_num_threads(1)
+    yield
+    numba.set_num_threads(previous)
+
+
+def _count_calls(monkeypatch, module, name):
+    """Count the calls of ``module.name`` (a kernel looked up at call time) in a list."""
+    calls = []
+    original = getattr(module, name)
+
+    def counted(*args):
+        calls.append(name)
+        return original(*args)
+
+    monkeypatch.setattr(module, name, counted)
+    return calls
+
+
+@pytest.mark.parametrize("beta", [1.0, 0.0])
+@pytest.mark.parametrize("tol", [0.0, 1e-4, 1e-2])
+@pytest.mark.parametrize("sparsity", [0.0, 0.3])
+@pytest.mark.parametrize(("rank", "n_fixed"), [(4, 0), (2, 1)])
+def test_one_pass_iteration_matches_two_passes(
+    rng, monkeypatch, one_numba_thread, beta, tol, sparsity, rank, n_fixed
+):
+    """The numba kernel's one pass per iteration (KL and IS up to rank 4) gives the iterates of a U
+    pass then an H pass: bit for bit for KL, to float32 rounding for IS; the objective history and
+    the stopping iteration too (tol 1e-2 stops early, between an iteration's U and H updates).
+
+    Rank 4, and rank 3 with a fixed basis (padded to four, one row of the sums dropped); 1237
+    frames: the chunks do not divide into groups of four, so single frames are covered too.
+    """
+    from nmfsep.nmf import kernels, updates
+    from nmfsep.nmf.backend import load_family
+
+    Y = rng.gamma(1.0, size=(67, 6)) @ rng.gamma(0.5, size=(6, 1237)) + 0.01
+    fixed = rng.random((67, n_fixed)) if n_fixed else None
+    kwargs = dict(beta=beta, max_iter=40, tol=tol, sparsity=sparsity, fixed_bases=fixed, kernel="numba")
+    load_family("rank4", np.float32)  # once per process, before counting (it runs the kernels)
+    passes = _count_calls(monkeypatch, kernels, "basis_terms4")
+    one = factorize(Y, rank, **kwargs)
+    assert passes == []  # the H updates took their sums from the U updates' passes
+    monkeypatch.setattr(updates, "FUSED_ITERATION", False)
+    two = factorize(Y, rank, **kwargs)
+    assert len(passes) == two.n_iter  # one H update per iteration (not after the U update that stops)
+    assert (one.n_iter, one.converged) == (two.n_iter, two.converged)
+    if tol != 1e-4:
+        assert two.converged == (tol == 1e-2)
+    assert np.array_equal(np.isnan(one.objective), np.isnan(two.objective))
+    if beta == 1.0:
+        np.testing.assert_array_equal(one.bases, two.bases)
+        np.testing.assert_array_equal(one.activations, two.activations)
+        np.testing.assert_array_equal(one.objective, two.objective)
+    else:
+        np.testing.assert_allclose(one.bases, two.bases, rtol=1e-5)
+        np.testing.assert_allclose(one.activations, two.activations, rtol=1e-5)
+        np.testing.assert_allclose(one.objective, two.objective, rtol=1e-5)
+
+
+@pytest.mark.parametrize("beta", [1.0, 0.0])
+@pytest.mark.parametrize("sparsity", [0.0, 0.3])
+def test_one_pass_reports_the_objective_and_drop_of_two_passes(rng, one_numba_thread, beta, sparsity):
+    """MMWorkspace level: with ``stage_bases`` the U update returns the same objective, reports the
+    same majorizer drop (summed in another order: float64 rounding), and the next H update uses the
+    staged sums -- only for the same factors: other ones get a pass of their own."""
+    Y = _spectrogram_like(rng, N=301)
+    data = np.ascontiguousarray(Y.T / Y.max(), dtype=np.float32)
+    M, free = 4, slice(1, 4)  # basis 0 fixed
+    one = MMWorkspace(data, beta, sparsity, M, free, kernel="numba")
+    two = MMWorkspace(data, beta, sparsity, M, free, kernel="numba")
+    assert one.fused
+    bases_t = (rng.random((M, Y.shape[0])) + 0.1).astype(np.float32)
+    acts_t = (rng.random((Y.shape[1], M)) + 0.1).astype(np.float32)
+    factors = {workspace: (bases_t.copy(), acts_t.copy()) for workspace in (one, two)}
+    for _ in range(5):
+        values, drops = [], []
+        for workspace, stage in ((one, True), (two, False)):
+            H, U = factors[workspace]
+            values.append(workspace.update_activations(H, U, True, want_decrease=True, stage_bases=stage))
+            drops.append(workspace.decrease)
+            workspace.update_bases(H, U, want_decrease=True)
+            drops.append(workspace.decrease)
+        assert values[0] == pytest.approx(values[1], rel=0 if beta == 1.0 else 1e-6)
+        assert drops[0] == pytest.approx(drops[2], rel=1e-12 if beta == 1.0 else 1e-5) and drops[0] > 0
+        assert drops[1] == pytest.approx(drops[3], rel=0 if beta == 1.0 else 1e-5)
+    if beta == 1.0:
+        for got, expected in zip(factors[one], factors[two], strict=True):
+            np.testing.assert_array_equal(got, expected)
+    # staged sums belong to the factors they were computed with
+    H, U = factors[one]
+    one.update_activations(H, U, False, stage_bases=True)
+    other = H.copy()
+    one.update_bases(other, U)  # another H: its own pass, not the staged sums of H
+    two.update_activations(*factors[two], False)
+    two.update_bases(factors[two][0].copy(), factors[two][1])
+    np.testing.assert_allclose(one.numerator_h, two.numerator_h, rtol=1e-5)
+
+
+def test_one_pass_iteration_does_not_depend_on_the_thread_count(rng):
+    """Fixed chunks summed in a fixed order: the same bits on one thread as on every core."""
+    import numba
+
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("numba runs one thread here")
+    Y = rng.gamma(1.0, size=(67, 6)) @ rng.gamma(0.5, size=(6, 1237)) + 0.01
+    results = {}
+    previous = numba.get_num_threads()
+    try:
+        for threads in (1, numba.config.NUMBA_NUM_THREADS):
+            numba.set_num_threads(threads)
+            for beta in (0.0, 1.0):
+                fit = factorize(Y, 4, beta=beta, max_iter=10, tol=1e-4, kernel="numba")
+                results.setdefault(beta, []).append(fit)
+    finally:
+        numba.set_num_threads(previous)
+    for expected, got in results.values():
+        np.testing.assert_array_equal(got.bases, expected.bases)
+        np.testing.assert_array_equal(got.activations, expected.activations)
+        np.testing.assert_array_equal(got.objective, expected.objective)
+
+
 def test_auto_kernel_by_rank(low_rank):
     from nmfsep.nmf.backend import EUC_NUMBA_MAX_RANK, NUMBA_MAX_RANK
 

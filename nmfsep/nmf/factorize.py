@@ -496,13 +496,15 @@ def _run(workspace, H, U, free, max_iter, tol, norm, restart, n_init, callback, 
         if iteration == max_iter:
             history.append(workspace.objective(bases_t, acts_t))
             break
-        # The U update also returns the objective of the current (H, U) from the same passes.
+        # The U update also returns the objective of the current (H, U) from the same passes, and
+        # where it can (numba, KL and IS at ranks up to 4) sums the H update's terms in its pass too.
         tested = stopping and (exact or iteration % CHECK_EVERY == 0)
         value = workspace.update_activations(
             bases_t,
             acts_t,
             want_objective=record or tested or iteration == 0,
             want_decrease=stopping and not exact,
+            stage_bases=free.stop > free.start,
         )
         history.append(math.nan if value is None else value)
         if tested:

@@ -8,7 +8,9 @@ times per iteration; here the data is read once per update:
   betas) stage the model and terms of four frames in small 4 x K buffers, each basis row loaded once
   for the four frames;
 * at ranks up to 4, :func:`activation_terms4` and :func:`basis_terms4` (IS and KL) keep every
-  partial sum of four frames in registers, in one sweep over the bins;
+  partial sum of four frames in registers, in one sweep over the bins; :func:`iteration_terms4`
+  does both updates of an iteration in one pass over the data (two sweeps per group of four
+  frames, the U update between them);
 * the Euclidean distance has no elementwise terms: :func:`euclidean_projections` and
   :func:`euclidean_sums` compute its two projections four frames by four bases at a time.
 
@@ -37,6 +39,8 @@ from typing import Any
 
 import numba as nb
 import numpy as np
+from numba import types
+from numba.extending import intrinsic
 
 from .divergence import EUC, GENERAL, IS, KL  # the kinds of update, shared with the numpy kernel
 
@@ -767,6 +771,256 @@ def basis_terms4(data, bases4, acts_t, kind, numerators, denominators):
 
 
 # ------------------------------------------------------------------------------------------------
+# A whole iteration in one pass over the data (KL and IS, ranks up to 4). At long inputs the two
+# passes above are memory-bound: each reads all of Y (1.27 GB for an hour of audio). Here, per
+# group of four frames, sweep 1 computes the U update's sums with the current activations (the
+# arithmetic of activation_terms4), the U update is applied to those frames, and sweep 2, the frames
+# still in cache, adds them to the H update's sums with the new activations (that of basis_terms4):
+# the same algorithm (U first with the old H, then H with the new U and old H), the same iterates.
+
+
+def _strict(operation: str):
+    """A float binary operation (``"fadd"``, ``"fsub"``, ``"fmul"``, ``"fdiv"``) that fastmath
+    leaves alone: rounded as written, as numpy rounds it.
+
+    numba's fastmath flags go on every float instruction that has none, callees included (a
+    function first compiled from a fastmath caller inherits its flags): with ``reassoc``, LLVM
+    turns ``u * (p / q)`` into ``(u * p) / q``. This one carries ``nsz`` alone (no signed zeros,
+    harmless for these positive values), so it is neither reassociated nor contracted.
+    """
+
+    @intrinsic
+    def strict(typingctx, a, b):
+        if not (isinstance(a, types.Float) and a == b):
+            return None
+
+        def codegen(context, builder, signature, args):
+            return getattr(builder, operation)(args[0], args[1], flags=("nsz",))
+
+        return a(a, b), codegen
+
+    return strict
+
+
+_add, _sub, _mul, _div = (_strict(operation) for operation in ("fadd", "fsub", "fmul", "fdiv"))
+
+
+@nb.njit(cache=True)
+def _update4(acts_t, n, numerator, denominator, column4, kind, tiny, want_decrease):
+    """The U update of frame n in place (ranks up to 4), as ``MMWorkspace._apply``; returns its
+    share of the majorizer's drop (0.0 unless ``want_decrease``).
+
+    The denominator is ``column4[m]`` for KL (H^T 1, penalty included, from the caller) and
+    ``denominator[n, m] + column4[m]`` for IS (the penalty, or 0). Every operation on the factors
+    is strict (see :func:`_strict`) and in numpy's order, so the iterates are numpy's bit for bit.
+    """
+    one = acts_t.dtype.type(1.0)
+    floor = acts_t.dtype.type(tiny)
+    zero = acts_t.dtype.type(0.0)
+    drop = 0.0
+    for m in range(acts_t.shape[1]):
+        q = column4[m] if kind == KL else _add(denominator[n, m], column4[m])
+        # np.maximum(x, tiny): NaN stays NaN
+        if q < floor:
+            q = floor
+        p = numerator[n, m]
+        if p < floor:
+            p = floor
+        r = _div(p, q)
+        if kind == IS:
+            r = np.sqrt(r)  # gamma = 1/2 (numpy's float32 power of 1/2 is sqrt, bit for bit)
+        u = acts_t[n, m]
+        if want_decrease:  # u q phi(r), phi of majorizer_decrease, in its order of operations
+            phi = _sub(r, one)
+            if kind == KL:
+                cubic = _sub(acts_t.dtype.type(3.0), phi)
+                phi = _mul(phi, phi)
+                phi = _mul(phi, cubic)
+                phi = _mul(phi, acts_t.dtype.type(1.0 / 6.0))
+                if phi < zero:
+                    phi = zero
+                phi = _mul(phi, u)
+                drop += np.float64(phi) * np.float64(q)
+            else:
+                phi = _mul(phi, phi)
+                phi = _mul(phi, u)
+                phi = _mul(phi, q)
+                drop += np.float64(phi)
+        acts_t[n, m] = _mul(u, r)
+    return drop
+
+
+@nb.njit(cache=True, fastmath=_FAST, inline="always")
+def _bases_four4(data, acts_t, n, h0, h1, h2, h3, p, q, kind):
+    """The H update's sums of frames n..n+3 into the rows of ``p`` (and ``q`` for IS), with their
+    activations as stored: the loops of :func:`basis_terms4`."""
+    p0, p1, p2, p3 = p[0], p[1], p[2], p[3]
+    q0, q1, q2, q3 = q[0], q[1], q[2], q[3]
+    one = data.dtype.type(1.0)
+    K = data.shape[1]
+    ya, yb, yc, yd = data[n], data[n + 1], data[n + 2], data[n + 3]
+    a0, a1, a2, a3 = _activations4(acts_t, n)
+    b0, b1, b2, b3 = _activations4(acts_t, n + 1)
+    c0, c1, c2, c3 = _activations4(acts_t, n + 2)
+    d0, d1, d2, d3 = _activations4(acts_t, n + 3)
+    if kind == KL:
+        for k in range(K):
+            x0, x1, x2, x3 = h0[k], h1[k], h2[k], h3[k]
+            ra = ya[k] / ((a0 * x0 + a1 * x1) + (a2 * x2 + a3 * x3))
+            rb = yb[k] / ((b0 * x0 + b1 * x1) + (b2 * x2 + b3 * x3))
+            rc = yc[k] / ((c0 * x0 + c1 * x1) + (c2 * x2 + c3 * x3))
+            rd = yd[k] / ((d0 * x0 + d1 * x1) + (d2 * x2 + d3 * x3))
+            p0[k] += (ra * a0 + rb * b0) + (rc * c0 + rd * d0)
+            p1[k] += (ra * a1 + rb * b1) + (rc * c1 + rd * d1)
+            p2[k] += (ra * a2 + rb * b2) + (rc * c2 + rd * d2)
+            p3[k] += (ra * a3 + rb * b3) + (rc * c3 + rd * d3)
+    else:
+        for k in range(K):
+            x0, x1, x2, x3 = h0[k], h1[k], h2[k], h3[k]
+            ia = one / ((a0 * x0 + a1 * x1) + (a2 * x2 + a3 * x3))
+            ib = one / ((b0 * x0 + b1 * x1) + (b2 * x2 + b3 * x3))
+            ic = one / ((c0 * x0 + c1 * x1) + (c2 * x2 + c3 * x3))
+            id_ = one / ((d0 * x0 + d1 * x1) + (d2 * x2 + d3 * x3))
+            ra = ya[k] * ia * ia
+            rb = yb[k] * ib * ib
+            rc = yc[k] * ic * ic
+            rd = yd[k] * id_ * id_
+            p0[k] += (ra * a0 + rb * b0) + (rc * c0 + rd * d0)
+            p1[k] += (ra * a1 + rb * b1) + (rc * c1 + rd * d1)
+            p2[k] += (ra * a2 + rb * b2) + (rc * c2 + rd * d2)
+            p3[k] += (ra * a3 + rb * b3) + (rc * c3 + rd * d3)
+            q0[k] += (ia * a0 + ib * b0) + (ic * c0 + id_ * d0)
+            q1[k] += (ia * a1 + ib * b1) + (ic * c1 + id_ * d1)
+            q2[k] += (ia * a2 + ib * b2) + (ic * c2 + id_ * d2)
+            q3[k] += (ia * a3 + ib * b3) + (ic * c3 + id_ * d3)
+
+
+@nb.njit(cache=True, fastmath=_FAST, inline="always")
+def _bases_one4(data, acts_t, n, h0, h1, h2, h3, p, q, kind):
+    """The H update's sums of frame n alone (the last frames of a chunk): as :func:`basis_terms4`."""
+    p0, p1, p2, p3 = p[0], p[1], p[2], p[3]
+    q0, q1, q2, q3 = q[0], q[1], q[2], q[3]
+    one = data.dtype.type(1.0)
+    y = data[n]
+    a0, a1, a2, a3 = _activations4(acts_t, n)
+    for k in range(data.shape[1]):
+        x0, x1, x2, x3 = h0[k], h1[k], h2[k], h3[k]
+        inverse = one / ((a0 * x0 + a1 * x1) + (a2 * x2 + a3 * x3))
+        r = y[k] * inverse
+        if kind == IS:
+            r *= inverse
+            q0[k] += inverse * a0
+            q1[k] += inverse * a1
+            q2[k] += inverse * a2
+            q3[k] += inverse * a3
+        p0[k] += r * a0
+        p1[k] += r * a1
+        p2[k] += r * a2
+        p3[k] += r * a3
+
+
+@nb.njit(cache=True, fastmath=_FAST, parallel=True)
+def iteration_terms4(
+    data,
+    bases4,
+    acts_t,
+    kind,
+    column4,
+    tiny,
+    numerator,
+    denominator,
+    numerators,
+    denominators,
+    want_objective,
+    want_decrease,
+    sums,
+):
+    """One pass over the data for a whole iteration (KL and IS, ranks up to 4): the U update in
+    place, and the H update's sums with the new activations.
+
+    For each group of four frames: their U-update sums as :func:`activation_terms4` (into
+    ``numerator`` and, for IS, ``denominator``: of shape (N, M)), their U update as
+    ``MMWorkspace._apply`` (see :func:`_update4`), then their share of the H update's sums as
+    :func:`basis_terms4` (into ``numerators`` and, for IS, ``denominators``: per chunk, of shape
+    (n_chunks, 4, K); sum them over the first axis and keep the rows of the free bases).
+
+    Parameters
+    ----------
+    data : np.ndarray [shape=(N, K)]
+    bases4 : np.ndarray [shape=(4, K)]
+        H^T padded with zero rows to four.
+    acts_t : np.ndarray [shape=(N, M)]
+        U^T, M <= 4: updated in place.
+    kind : int
+        IS or KL.
+    column4 : np.ndarray [shape=(4,)]
+        Per basis part of the U update's denominator (first M entries): KL, H^T 1 plus the
+        sparsity penalty; IS, the penalty (zeros without one).
+    tiny : float
+        The floor of numerators and denominators (the dtype's smallest normal number).
+    sums : np.ndarray [shape=(n_chunks, 3), dtype=float64]
+        Per chunk: the objective sums of (H, U) before the update as :func:`activation_terms4`
+        when ``want_objective`` (KL: sum y log(y/v); IS: sum y/v and sum log(y/v)), and the U
+        update's majorizer drop when ``want_decrease`` (see :func:`.divergence.majorizer_decrease`).
+    """
+    N, K = data.shape
+    n_chunks = sums.shape[0]
+    h0, h1, h2, h3 = bases4[0], bases4[1], bases4[2], bases4[3]
+    for chunk in nb.prange(n_chunks):
+        ratio = np.empty((4, K), dtype=data.dtype)
+        scratch = np.empty(K, dtype=np.int32)
+        p = numerators[chunk]
+        p[:] = 0
+        q = denominators[chunk]
+        if kind == IS:
+            q[:] = 0
+        first = 0.0
+        second = 0.0
+        drop = 0.0
+        start, stop = chunk * N // n_chunks, (chunk + 1) * N // n_chunks
+        n = start
+        while n < stop:
+            count = 4 if n + 4 <= stop else 1
+            # sweep 1: the U update's sums (and the objective's) with the current activations
+            if kind == KL and count == 4:
+                if want_objective:
+                    _kl_four4(data, acts_t, n, h0, h1, h2, h3, numerator, ratio, True)
+                    for j in range(4):
+                        first += _sum_log(ratio[j], data[n + j], scratch)
+                else:
+                    _kl_four4(data, acts_t, n, h0, h1, h2, h3, numerator, ratio, False)
+            elif kind == KL:
+                if want_objective:
+                    _kl_one4(data, acts_t, n, h0, h1, h2, h3, numerator, ratio[0], True)
+                    first += _sum_log(ratio[0], data[n], scratch)
+                else:
+                    _kl_one4(data, acts_t, n, h0, h1, h2, h3, numerator, ratio[0], False)
+            else:
+                for j in range(count):
+                    if want_objective:
+                        _is_one4(data, acts_t, n + j, h0, h1, h2, h3, numerator, denominator, ratio[0], True)
+                        total = 0.0
+                        for k in range(K):
+                            total += ratio[0, k]
+                        first += total
+                        second += _sum_log_unweighted(ratio[0], scratch)
+                    else:
+                        _is_one4(data, acts_t, n + j, h0, h1, h2, h3, numerator, denominator, ratio[0], False)
+            # the U update of these frames
+            for j in range(count):
+                drop += _update4(acts_t, n + j, numerator, denominator, column4, kind, tiny, want_decrease)
+            # sweep 2, the frames still in cache: the H update's sums with the new activations
+            if count == 4:
+                _bases_four4(data, acts_t, n, h0, h1, h2, h3, p, q, kind)
+            else:
+                _bases_one4(data, acts_t, n, h0, h1, h2, h3, p, q, kind)
+            n += count
+        sums[chunk, 0] = first
+        sums[chunk, 1] = second
+        sums[chunk, 2] = drop
+
+
+# ------------------------------------------------------------------------------------------------
 # Euclidean updates: no elementwise terms, only the projections Y^T H (U update) and U Y^T (H
 # update). BLAS runs them at a fraction of its peak at small ranks (an inner or outer dimension of
 # M); four frames by four bases in registers read the data once at memory speed.
@@ -882,6 +1136,7 @@ def _examples(family: str, dtype) -> list[tuple[Any, tuple]]:
     acts_t = np.ones((4, 2), dtype=dtype)
     out = np.empty((4, 2), dtype=dtype)
     sums = np.empty((2, 2))
+    sums3 = np.empty((2, 3))  # with the majorizer's drop (iteration_terms4)
     if family == "general":
         partials = np.empty((2, 2, 3), dtype=dtype)  # one row per free basis
         return [
@@ -891,9 +1146,14 @@ def _examples(family: str, dtype) -> list[tuple[Any, tuple]]:
     parts = np.empty((2, 4, 3), dtype=dtype)  # rows of four: the register-blocked kernels
     if family == "rank4":
         bases4 = np.ones((4, 3), dtype=dtype)
+        column4 = np.ones(4, dtype=dtype)
         return [
             (activation_terms4, (data, bases4, acts_t, KL, out, out, True, sums)),
             (basis_terms4, (data, bases4, acts_t, KL, parts, parts)),
+            (
+                iteration_terms4,
+                (data, bases4, acts_t.copy(), KL, column4, 1e-30, out, out, parts, parts, True, True, sums3),
+            ),
         ]
     objective = [(euclidean_terms, (data, bases_t, acts_t, out, np.empty(2)))]
     if family == "euclidean_objective":
