@@ -6,7 +6,8 @@ times per iteration; here the data is read once per update:
 
 * the general kernels (:func:`activation_terms`, :func:`basis_terms`, any rank, IS, KL and other
   betas) stage the model and terms of four frames in small 4 x K buffers, each basis row loaded once
-  for the four frames;
+  for the four frames (the model eight bases per sweep, the projections four); for IS and KL the
+  terms are computed in the model's last sweep, so the model is never stored and read back;
 * at ranks up to 4, :func:`activation_terms4` and :func:`basis_terms4` (IS and KL) keep every
   partial sum of four frames in registers, in one sweep over the bins; :func:`iteration_terms4`
   does both updates of an iteration in one pass over the data (two sweeps per group of four
@@ -77,54 +78,104 @@ def _model(model, bases_t, activation):
 
 
 @nb.njit(cache=True, fastmath=_FAST, inline="always")
-def _model4(model, bases_t, activations):
-    """model[j] = activations[j] @ bases_t for four frames j, four basis rows per sweep: each row
-    of the bases is loaded once for the four frames."""
-    K, M = model.shape[1], bases_t.shape[0]
+def _model4(model, bases_t, activations, M):
+    """model[j] = activations[j, :M] @ bases_t[:M] for four frames j, eight basis rows per sweep
+    (then four, then one): each row of the bases is loaded once for the four frames, each model row
+    read and written once per eight bases."""
+    K = model.shape[1]
     v0, v1, v2, v3 = model[0], model[1], model[2], model[3]
+    u0, u1, u2, u3 = activations[0], activations[1], activations[2], activations[3]
     m = 0
-    while m + 4 <= M:
+    while m + 8 <= M:
         h0, h1, h2, h3 = bases_t[m], bases_t[m + 1], bases_t[m + 2], bases_t[m + 3]
-        a0, a1, a2, a3 = (
-            activations[0, m],
-            activations[0, m + 1],
-            activations[0, m + 2],
-            activations[0, m + 3],
+        h4, h5, h6, h7 = bases_t[m + 4], bases_t[m + 5], bases_t[m + 6], bases_t[m + 7]
+        a0, a1, a2, a3, a4, a5, a6, a7 = (
+            u0[m],
+            u0[m + 1],
+            u0[m + 2],
+            u0[m + 3],
+            u0[m + 4],
+            u0[m + 5],
+            u0[m + 6],
+            u0[m + 7],
         )
-        b0, b1, b2, b3 = (
-            activations[1, m],
-            activations[1, m + 1],
-            activations[1, m + 2],
-            activations[1, m + 3],
+        b0, b1, b2, b3, b4, b5, b6, b7 = (
+            u1[m],
+            u1[m + 1],
+            u1[m + 2],
+            u1[m + 3],
+            u1[m + 4],
+            u1[m + 5],
+            u1[m + 6],
+            u1[m + 7],
         )
-        c0, c1, c2, c3 = (
-            activations[2, m],
-            activations[2, m + 1],
-            activations[2, m + 2],
-            activations[2, m + 3],
+        c0, c1, c2, c3, c4, c5, c6, c7 = (
+            u2[m],
+            u2[m + 1],
+            u2[m + 2],
+            u2[m + 3],
+            u2[m + 4],
+            u2[m + 5],
+            u2[m + 6],
+            u2[m + 7],
         )
-        d0, d1, d2, d3 = (
-            activations[3, m],
-            activations[3, m + 1],
-            activations[3, m + 2],
-            activations[3, m + 3],
+        d0, d1, d2, d3, d4, d5, d6, d7 = (
+            u3[m],
+            u3[m + 1],
+            u3[m + 2],
+            u3[m + 3],
+            u3[m + 4],
+            u3[m + 5],
+            u3[m + 6],
+            u3[m + 7],
         )
         if m == 0:
             for k in range(K):
-                x0 = h0[k]
-                x1 = h1[k]
-                x2 = h2[k]
-                x3 = h3[k]
+                x0, x1, x2, x3, x4, x5, x6, x7 = h0[k], h1[k], h2[k], h3[k], h4[k], h5[k], h6[k], h7[k]
+                v0[k] = ((a0 * x0 + a1 * x1) + (a2 * x2 + a3 * x3)) + (
+                    (a4 * x4 + a5 * x5) + (a6 * x6 + a7 * x7)
+                )
+                v1[k] = ((b0 * x0 + b1 * x1) + (b2 * x2 + b3 * x3)) + (
+                    (b4 * x4 + b5 * x5) + (b6 * x6 + b7 * x7)
+                )
+                v2[k] = ((c0 * x0 + c1 * x1) + (c2 * x2 + c3 * x3)) + (
+                    (c4 * x4 + c5 * x5) + (c6 * x6 + c7 * x7)
+                )
+                v3[k] = ((d0 * x0 + d1 * x1) + (d2 * x2 + d3 * x3)) + (
+                    (d4 * x4 + d5 * x5) + (d6 * x6 + d7 * x7)
+                )
+        else:
+            for k in range(K):
+                x0, x1, x2, x3, x4, x5, x6, x7 = h0[k], h1[k], h2[k], h3[k], h4[k], h5[k], h6[k], h7[k]
+                v0[k] += ((a0 * x0 + a1 * x1) + (a2 * x2 + a3 * x3)) + (
+                    (a4 * x4 + a5 * x5) + (a6 * x6 + a7 * x7)
+                )
+                v1[k] += ((b0 * x0 + b1 * x1) + (b2 * x2 + b3 * x3)) + (
+                    (b4 * x4 + b5 * x5) + (b6 * x6 + b7 * x7)
+                )
+                v2[k] += ((c0 * x0 + c1 * x1) + (c2 * x2 + c3 * x3)) + (
+                    (c4 * x4 + c5 * x5) + (c6 * x6 + c7 * x7)
+                )
+                v3[k] += ((d0 * x0 + d1 * x1) + (d2 * x2 + d3 * x3)) + (
+                    (d4 * x4 + d5 * x5) + (d6 * x6 + d7 * x7)
+                )
+        m += 8
+    if m + 4 <= M:
+        h0, h1, h2, h3 = bases_t[m], bases_t[m + 1], bases_t[m + 2], bases_t[m + 3]
+        a0, a1, a2, a3 = u0[m], u0[m + 1], u0[m + 2], u0[m + 3]
+        b0, b1, b2, b3 = u1[m], u1[m + 1], u1[m + 2], u1[m + 3]
+        c0, c1, c2, c3 = u2[m], u2[m + 1], u2[m + 2], u2[m + 3]
+        d0, d1, d2, d3 = u3[m], u3[m + 1], u3[m + 2], u3[m + 3]
+        if m == 0:
+            for k in range(K):
+                x0, x1, x2, x3 = h0[k], h1[k], h2[k], h3[k]
                 v0[k] = (a0 * x0 + a1 * x1) + (a2 * x2 + a3 * x3)
                 v1[k] = (b0 * x0 + b1 * x1) + (b2 * x2 + b3 * x3)
                 v2[k] = (c0 * x0 + c1 * x1) + (c2 * x2 + c3 * x3)
                 v3[k] = (d0 * x0 + d1 * x1) + (d2 * x2 + d3 * x3)
         else:
             for k in range(K):
-                x0 = h0[k]
-                x1 = h1[k]
-                x2 = h2[k]
-                x3 = h3[k]
+                x0, x1, x2, x3 = h0[k], h1[k], h2[k], h3[k]
                 v0[k] += (a0 * x0 + a1 * x1) + (a2 * x2 + a3 * x3)
                 v1[k] += (b0 * x0 + b1 * x1) + (b2 * x2 + b3 * x3)
                 v2[k] += (c0 * x0 + c1 * x1) + (c2 * x2 + c3 * x3)
@@ -132,7 +183,7 @@ def _model4(model, bases_t, activations):
         m += 4
     while m < M:
         h0 = bases_t[m]
-        a0, b0, c0, d0 = activations[0, m], activations[1, m], activations[2, m], activations[3, m]
+        a0, b0, c0, d0 = u0[m], u1[m], u2[m], u3[m]
         if m == 0:
             for k in range(K):
                 x0 = h0[k]
@@ -163,60 +214,54 @@ def _project(bases_t, source, out):
 
 @nb.njit(cache=True, fastmath=_FAST, inline="always")
 def _project4(bases_t, sources, out):
-    """out[j, m] = sum_k bases_t[m, k] sources[j, k] for four frames j, two basis rows per sweep."""
+    """out[j, m] = sum_k bases_t[m, k] sources[j, k] for four frames j, four basis rows per sweep
+    (sixteen sums in registers)."""
     s0, s1, s2, s3 = sources[0], sources[1], sources[2], sources[3]
     M = bases_t.shape[0]
+    zero = sources.dtype.type(0.0)
     m = 0
-    while m + 2 <= M:
-        h, g = bases_t[m], bases_t[m + 1]
-        t0 = np.float32(0.0)
-        t1 = np.float32(0.0)
-        t2 = np.float32(0.0)
-        t3 = np.float32(0.0)
-        r0 = np.float32(0.0)
-        r1 = np.float32(0.0)
-        r2 = np.float32(0.0)
-        r3 = np.float32(0.0)
-        for k in range(h.shape[0]):
-            x0 = s0[k]
-            x1 = s1[k]
-            x2 = s2[k]
-            x3 = s3[k]
-            w = h[k]
-            v = g[k]
-            t0 += w * x0
-            t1 += w * x1
-            t2 += w * x2
-            t3 += w * x3
-            r0 += v * x0
-            r1 += v * x1
-            r2 += v * x2
-            r3 += v * x3
-        out[0, m] = t0
-        out[1, m] = t1
-        out[2, m] = t2
-        out[3, m] = t3
-        out[0, m + 1] = r0
-        out[1, m + 1] = r1
-        out[2, m + 1] = r2
-        out[3, m + 1] = r3
-        m += 2
-    if m < M:
-        h = bases_t[m]
-        t0 = np.float32(0.0)
-        t1 = np.float32(0.0)
-        t2 = np.float32(0.0)
-        t3 = np.float32(0.0)
-        for k in range(h.shape[0]):
-            w = h[k]
-            t0 += w * s0[k]
-            t1 += w * s1[k]
-            t2 += w * s2[k]
-            t3 += w * s3[k]
-        out[0, m] = t0
-        out[1, m] = t1
-        out[2, m] = t2
-        out[3, m] = t3
+    while m + 4 <= M:
+        h0, h1, h2, h3 = bases_t[m], bases_t[m + 1], bases_t[m + 2], bases_t[m + 3]
+        t00 = t01 = t02 = t03 = t10 = t11 = t12 = t13 = zero
+        t20 = t21 = t22 = t23 = t30 = t31 = t32 = t33 = zero
+        for k in range(h0.shape[0]):
+            x0, x1, x2, x3 = s0[k], s1[k], s2[k], s3[k]
+            w = h0[k]
+            t00 += w * x0
+            t01 += w * x1
+            t02 += w * x2
+            t03 += w * x3
+            w = h1[k]
+            t10 += w * x0
+            t11 += w * x1
+            t12 += w * x2
+            t13 += w * x3
+            w = h2[k]
+            t20 += w * x0
+            t21 += w * x1
+            t22 += w * x2
+            t23 += w * x3
+            w = h3[k]
+            t30 += w * x0
+            t31 += w * x1
+            t32 += w * x2
+            t33 += w * x3
+        out[0, m], out[1, m], out[2, m], out[3, m] = t00, t01, t02, t03
+        out[0, m + 1], out[1, m + 1], out[2, m + 1], out[3, m + 1] = t10, t11, t12, t13
+        out[0, m + 2], out[1, m + 2], out[2, m + 2], out[3, m + 2] = t20, t21, t22, t23
+        out[0, m + 3], out[1, m + 3], out[2, m + 3], out[3, m + 3] = t30, t31, t32, t33
+        m += 4
+    while m < M:
+        h0 = bases_t[m]
+        t00 = t01 = t02 = t03 = zero
+        for k in range(h0.shape[0]):
+            w = h0[k]
+            t00 += w * s0[k]
+            t01 += w * s1[k]
+            t02 += w * s2[k]
+            t03 += w * s3[k]
+        out[0, m], out[1, m], out[2, m], out[3, m] = t00, t01, t02, t03
+        m += 1
 
 
 @nb.njit(cache=True, fastmath=_FAST, inline="always")
@@ -359,7 +404,7 @@ def _sum_log_unweighted(values, mantissa_bits):
     return total + exponents * math.log(2.0)
 
 
-@nb.njit(cache=True, fastmath=_FAST, inline="always")
+@nb.njit(cache=True, fastmath=_FAST, error_model="numpy", inline="always")
 def _terms(kind, beta, tiny, y, model, a, b, want_objective, scratch):
     """Fill a (and b) from one frame; return the frame's objective terms (see :func:`activation_terms`)."""
     first = 0.0
@@ -371,15 +416,21 @@ def _terms(kind, beta, tiny, y, model, a, b, want_objective, scratch):
         if want_objective:
             first = _sum_log(a, y, scratch)
     elif kind == IS:
-        for k in range(K):
-            b[k] = 1.0 / model[k]
-            a[k] = y[k] * b[k]
+        one = y.dtype.type(1.0)  # a float64 1.0 would divide in float64
         if want_objective:
+            for k in range(K):
+                b[k] = one / model[k]
+                a[k] = y[k] * b[k]
             for k in range(K):
                 first += a[k]
             second = _sum_log_unweighted(a, scratch)
-        for k in range(K):
-            a[k] *= b[k]
+            for k in range(K):
+                a[k] *= b[k]
+        else:
+            for k in range(K):
+                inverse = one / model[k]
+                b[k] = inverse
+                a[k] = (y[k] * inverse) * inverse
     else:
         for k in range(K):
             value = max(model[k], tiny)
@@ -393,7 +444,49 @@ def _terms(kind, beta, tiny, y, model, a, b, want_objective, scratch):
     return first, second
 
 
-@nb.njit(cache=True, fastmath=_FAST, parallel=True)
+@nb.njit(cache=True, fastmath=_FAST, error_model="numpy", inline="always")
+def _finish_terms4(kind, model, bases_t, activations, ys, a, b):
+    """The IS or KL terms of four frames (rows of ``ys``) in the sweep that adds the last four bases
+    to their model (``model`` holds the sum over the others): the model is not stored and read back.
+    """
+    K, M = model.shape[1], bases_t.shape[0]
+    m = M - 4
+    v0, v1, v2, v3 = model[0], model[1], model[2], model[3]
+    y0, y1, y2, y3 = ys[0], ys[1], ys[2], ys[3]
+    a0, a1, a2, a3 = a[0], a[1], a[2], a[3]
+    h0, h1, h2, h3 = bases_t[m], bases_t[m + 1], bases_t[m + 2], bases_t[m + 3]
+    u0, u1, u2, u3 = activations[0], activations[1], activations[2], activations[3]
+    p0, p1, p2, p3 = u0[m], u0[m + 1], u0[m + 2], u0[m + 3]
+    q0, q1, q2, q3 = u1[m], u1[m + 1], u1[m + 2], u1[m + 3]
+    r0, r1, r2, r3 = u2[m], u2[m + 1], u2[m + 2], u2[m + 3]
+    s0, s1, s2, s3 = u3[m], u3[m + 1], u3[m + 2], u3[m + 3]
+    one = model.dtype.type(1.0)
+    if kind == KL:
+        for k in range(K):
+            x0, x1, x2, x3 = h0[k], h1[k], h2[k], h3[k]
+            a0[k] = y0[k] / (v0[k] + ((p0 * x0 + p1 * x1) + (p2 * x2 + p3 * x3)))
+            a1[k] = y1[k] / (v1[k] + ((q0 * x0 + q1 * x1) + (q2 * x2 + q3 * x3)))
+            a2[k] = y2[k] / (v2[k] + ((r0 * x0 + r1 * x1) + (r2 * x2 + r3 * x3)))
+            a3[k] = y3[k] / (v3[k] + ((s0 * x0 + s1 * x1) + (s2 * x2 + s3 * x3)))
+    else:
+        b0, b1, b2, b3 = b[0], b[1], b[2], b[3]
+        for k in range(K):
+            x0, x1, x2, x3 = h0[k], h1[k], h2[k], h3[k]
+            i0 = one / (v0[k] + ((p0 * x0 + p1 * x1) + (p2 * x2 + p3 * x3)))
+            i1 = one / (v1[k] + ((q0 * x0 + q1 * x1) + (q2 * x2 + q3 * x3)))
+            i2 = one / (v2[k] + ((r0 * x0 + r1 * x1) + (r2 * x2 + r3 * x3)))
+            i3 = one / (v3[k] + ((s0 * x0 + s1 * x1) + (s2 * x2 + s3 * x3)))
+            b0[k] = i0
+            b1[k] = i1
+            b2[k] = i2
+            b3[k] = i3
+            a0[k] = (y0[k] * i0) * i0
+            a1[k] = (y1[k] * i1) * i1
+            a2[k] = (y2[k] * i2) * i2
+            a3[k] = (y3[k] * i3) * i3
+
+
+@nb.njit(cache=True, fastmath=_FAST, error_model="numpy", parallel=True)
 def activation_terms(data, bases_t, acts_t, kind, beta, tiny, numerator, denominator, want_objective, sums):
     """Projections for the U update: numerator[n] = H^T a(y_n, v_n), denominator[n] = H^T b(v_n).
 
@@ -411,8 +504,11 @@ def activation_terms(data, bases_t, acts_t, kind, beta, tiny, numerator, denomin
         sum log(y/v); GENERAL: sum v^beta and sum y v^(beta-1)).
     """
     N, K = data.shape
+    M = bases_t.shape[0]
     n_chunks = sums.shape[0]
     two_terms = kind == IS or kind == GENERAL
+    # IS and KL terms in the model's last sweep (the objective needs y / v: the staged path)
+    fuse = (kind == IS or kind == KL) and M >= 8 and not want_objective
     for chunk in nb.prange(n_chunks):
         # Four frames at a time: the projections read each basis once for all four.
         model = np.empty((4, K), dtype=data.dtype)
@@ -424,15 +520,19 @@ def activation_terms(data, bases_t, acts_t, kind, beta, tiny, numerator, denomin
         start, stop = chunk * N // n_chunks, (chunk + 1) * N // n_chunks
         for group in range(start, stop, 4):
             count = min(4, stop - group)
-            if count == 4:
-                _model4(model, bases_t, acts_t[group : group + 4])
-            for j in range(count):
-                y = data[group + j]
-                if count < 4:
-                    _model(model[j], bases_t, acts_t[group + j])
-                f, s = _terms(kind, beta, tiny, y, model[j], a[j], b[j], want_objective, scratch)
-                first += f
-                second += s
+            if count == 4 and fuse:
+                _model4(model, bases_t, acts_t[group : group + 4], M - 4)
+                _finish_terms4(kind, model, bases_t, acts_t[group : group + 4], data[group : group + 4], a, b)
+            else:
+                if count == 4:
+                    _model4(model, bases_t, acts_t[group : group + 4], M)
+                for j in range(count):
+                    y = data[group + j]
+                    if count < 4:
+                        _model(model[j], bases_t, acts_t[group + j])
+                    f, s = _terms(kind, beta, tiny, y, model[j], a[j], b[j], want_objective, scratch)
+                    first += f
+                    second += s
             if count == 4:
                 _project4(bases_t, a, numerator[group : group + 4])
                 if two_terms:
@@ -446,7 +546,7 @@ def activation_terms(data, bases_t, acts_t, kind, beta, tiny, numerator, denomin
         sums[chunk, 1] = second
 
 
-@nb.njit(cache=True, fastmath=_FAST, parallel=True)
+@nb.njit(cache=True, fastmath=_FAST, error_model="numpy", parallel=True)
 def basis_terms(data, bases_t, acts_t, kind, beta, tiny, first_row, numerators, denominators):
     """Per chunk sums for the H update: numerators[c, f] = sum_n u_(first_row + f, n) a(y_n, v_n).
 
@@ -455,8 +555,10 @@ def basis_terms(data, bases_t, acts_t, kind, beta, tiny, first_row, numerators, 
     first axis, in order, for the projections.
     """
     N, K = data.shape
+    M = bases_t.shape[0]
     n_chunks = numerators.shape[0]
     two_terms = kind == IS or kind == GENERAL
+    fuse = (kind == IS or kind == KL) and M >= 8  # IS and KL terms in the model's last sweep
     for chunk in nb.prange(n_chunks):
         # Four frames at a time: each accumulator row is read and written once for all four.
         model = np.empty((4, K), dtype=data.dtype)
@@ -471,12 +573,16 @@ def basis_terms(data, bases_t, acts_t, kind, beta, tiny, first_row, numerators, 
         start, stop = chunk * N // n_chunks, (chunk + 1) * N // n_chunks
         for group in range(start, stop, 4):
             count = min(4, stop - group)
-            if count == 4:
-                _model4(model, bases_t, acts_t[group : group + 4])
-            for j in range(count):
-                if count < 4:
-                    _model(model[j], bases_t, acts_t[group + j])
-                _terms(kind, beta, tiny, data[group + j], model[j], a[j], b[j], False, scratch)
+            if count == 4 and fuse:
+                _model4(model, bases_t, acts_t[group : group + 4], M - 4)
+                _finish_terms4(kind, model, bases_t, acts_t[group : group + 4], data[group : group + 4], a, b)
+            else:
+                if count == 4:
+                    _model4(model, bases_t, acts_t[group : group + 4], M)
+                for j in range(count):
+                    if count < 4:
+                        _model(model[j], bases_t, acts_t[group + j])
+                    _terms(kind, beta, tiny, data[group + j], model[j], a[j], b[j], False, scratch)
             if count == 4:
                 _accumulate4(numerator, acts_t[group : group + 4], first_row, a)
                 if two_terms:
