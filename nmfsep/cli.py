@@ -24,8 +24,9 @@ from .options import ALL_OPTIONS, FIGURE_DEFAULTS, Options, parse_size, spell_fl
 from .plan import check_new_file
 from .version import __version__
 
-#: How long the first run's numba compilation takes (KL, rank 4, float32; measured 22-43 s on 2 busy cores).
-COMPILE_SECONDS = "20-45"
+#: How long the first run's numba compilation takes (KL, rank 4, float32: the rank-4 family with its
+#: one-pass iteration kernel; measured 72 s on 2 busy cores, 22-43 s before that kernel).
+COMPILE_SECONDS = "30-75"
 
 _TYPES = {"int": int, "float": float, "str": str}
 
