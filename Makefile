@@ -35,7 +35,7 @@ $(BENCH_STAMP): pyproject.toml $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,bench]'
 	touch $(BENCH_STAMP)
 
-# Speed and memory next to scikit-learn, the machine bound and FastMNMF (15-20 minutes): writes bench/results.md.
+# Speed and memory next to scikit-learn, the machine bound and FastMNMF (20-25 minutes): writes bench/results.md.
 bench: install $(BENCH_STAMP)
 	$(BIN)/python bench/run.py
 

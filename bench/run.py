@@ -654,7 +654,6 @@ def report(args, K, N, bound, rows: dict, seconds: float) -> str:
         f"| `nmfsep separate -m 4 -d kl --max-iter 200 --tol 0` | {ours['wall']:.1f} | {ours['rss']:.0f} |",
         f"| `nmfsep separate -m 4` (defaults: stops at tol 1e-4) | {e2e['nmfsep defaults']['wall']:.1f} | "
         f"{e2e['nmfsep defaults']['rss']:.0f} |",
-        "",
         f"| reference at the default's {e2e[REACHED]['log']} | {e2e[REACHED]['wall']:.1f} | "
         f"{e2e[REACHED]['rss']:.0f} |",
         "",
