@@ -803,76 +803,24 @@ def basis_terms4(data, bases4, acts_t, kind, numerators, denominators):
     """:func:`basis_terms` for KL and IS at ranks up to 4: per chunk sums into ``numerators`` (and
     ``denominators`` for IS), of shape (n_chunks, 4, K), every row (sum them over the first axis
     and keep the rows of the free bases)."""
-    N, K = data.shape
+    N = data.shape[0]
     n_chunks = numerators.shape[0]
     h0, h1, h2, h3 = bases4[0], bases4[1], bases4[2], bases4[3]
-    one = data.dtype.type(1.0)
     for chunk in nb.prange(n_chunks):
         p = numerators[chunk]
         p[:] = 0
-        p0, p1, p2, p3 = p[0], p[1], p[2], p[3]
         q = denominators[chunk]
         if kind == IS:
             q[:] = 0
-        q0, q1, q2, q3 = q[0], q[1], q[2], q[3]
         start, stop = chunk * N // n_chunks, (chunk + 1) * N // n_chunks
         n = start
         while n < stop:
             if n + 4 <= stop:
                 # four frames per sweep: each accumulator row is read and written once for all four
-                ya, yb, yc, yd = data[n], data[n + 1], data[n + 2], data[n + 3]
-                a0, a1, a2, a3 = _activations4(acts_t, n)
-                b0, b1, b2, b3 = _activations4(acts_t, n + 1)
-                c0, c1, c2, c3 = _activations4(acts_t, n + 2)
-                d0, d1, d2, d3 = _activations4(acts_t, n + 3)
-                if kind == KL:
-                    for k in range(K):
-                        x0, x1, x2, x3 = h0[k], h1[k], h2[k], h3[k]
-                        ra = ya[k] / ((a0 * x0 + a1 * x1) + (a2 * x2 + a3 * x3))
-                        rb = yb[k] / ((b0 * x0 + b1 * x1) + (b2 * x2 + b3 * x3))
-                        rc = yc[k] / ((c0 * x0 + c1 * x1) + (c2 * x2 + c3 * x3))
-                        rd = yd[k] / ((d0 * x0 + d1 * x1) + (d2 * x2 + d3 * x3))
-                        p0[k] += (ra * a0 + rb * b0) + (rc * c0 + rd * d0)
-                        p1[k] += (ra * a1 + rb * b1) + (rc * c1 + rd * d1)
-                        p2[k] += (ra * a2 + rb * b2) + (rc * c2 + rd * d2)
-                        p3[k] += (ra * a3 + rb * b3) + (rc * c3 + rd * d3)
-                else:
-                    for k in range(K):
-                        x0, x1, x2, x3 = h0[k], h1[k], h2[k], h3[k]
-                        ia = one / ((a0 * x0 + a1 * x1) + (a2 * x2 + a3 * x3))
-                        ib = one / ((b0 * x0 + b1 * x1) + (b2 * x2 + b3 * x3))
-                        ic = one / ((c0 * x0 + c1 * x1) + (c2 * x2 + c3 * x3))
-                        id_ = one / ((d0 * x0 + d1 * x1) + (d2 * x2 + d3 * x3))
-                        ra = ya[k] * ia * ia
-                        rb = yb[k] * ib * ib
-                        rc = yc[k] * ic * ic
-                        rd = yd[k] * id_ * id_
-                        p0[k] += (ra * a0 + rb * b0) + (rc * c0 + rd * d0)
-                        p1[k] += (ra * a1 + rb * b1) + (rc * c1 + rd * d1)
-                        p2[k] += (ra * a2 + rb * b2) + (rc * c2 + rd * d2)
-                        p3[k] += (ra * a3 + rb * b3) + (rc * c3 + rd * d3)
-                        q0[k] += (ia * a0 + ib * b0) + (ic * c0 + id_ * d0)
-                        q1[k] += (ia * a1 + ib * b1) + (ic * c1 + id_ * d1)
-                        q2[k] += (ia * a2 + ib * b2) + (ic * c2 + id_ * d2)
-                        q3[k] += (ia * a3 + ib * b3) + (ic * c3 + id_ * d3)
+                _bases_four4(data, acts_t, n, h0, h1, h2, h3, p, q, kind)
                 n += 4
             else:
-                y = data[n]
-                a0, a1, a2, a3 = _activations4(acts_t, n)
-                for k in range(K):
-                    x0, x1, x2, x3 = h0[k], h1[k], h2[k], h3[k]
-                    inverse = one / ((a0 * x0 + a1 * x1) + (a2 * x2 + a3 * x3))
-                    r = y[k] * inverse
-                    if kind == IS:
-                        r *= inverse
-                        q0[k] += inverse * a0
-                        q1[k] += inverse * a1
-                        q2[k] += inverse * a2
-                        q3[k] += inverse * a3
-                    p0[k] += r * a0
-                    p1[k] += r * a1
-                    p2[k] += r * a2
-                    p3[k] += r * a3
+                _bases_one4(data, acts_t, n, h0, h1, h2, h3, p, q, kind)
                 n += 1
 
 
@@ -959,7 +907,7 @@ def _update4(acts_t, n, numerator, denominator, column4, kind, tiny, want_decrea
 @nb.njit(cache=True, fastmath=_FAST, inline="always")
 def _bases_four4(data, acts_t, n, h0, h1, h2, h3, p, q, kind):
     """The H update's sums of frames n..n+3 into the rows of ``p`` (and ``q`` for IS), with their
-    activations as stored: the loops of :func:`basis_terms4`."""
+    activations as stored (for :func:`basis_terms4` and :func:`iteration_terms4`)."""
     p0, p1, p2, p3 = p[0], p[1], p[2], p[3]
     q0, q1, q2, q3 = q[0], q[1], q[2], q[3]
     one = data.dtype.type(1.0)
@@ -1003,7 +951,7 @@ def _bases_four4(data, acts_t, n, h0, h1, h2, h3, p, q, kind):
 
 @nb.njit(cache=True, fastmath=_FAST, inline="always")
 def _bases_one4(data, acts_t, n, h0, h1, h2, h3, p, q, kind):
-    """The H update's sums of frame n alone (the last frames of a chunk): as :func:`basis_terms4`."""
+    """The H update's sums of frame n alone (the last frames of a chunk), as :func:`_bases_four4`."""
     p0, p1, p2, p3 = p[0], p[1], p[2], p[3]
     q0, q1, q2, q3 = q[0], q[1], q[2], q[3]
     one = data.dtype.type(1.0)
