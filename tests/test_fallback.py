@@ -396,19 +396,13 @@ def test_the_first_run_that_compiles_says_so(tmp_path):
     assert second.returncode == 0 and "Compiling" not in second.stderr, second.stderr
 
 
-def test_a_short_file_runs_without_importing_numba(tmp_path):
-    """Below backend.SMALL_WORK a separation runs the numpy kernel and nothing imports numba (half
-    a second of start-up, more than such a factorization takes); above it numba's kernels run."""
-    from nmfsep.nmf.backend import SMALL_WORK, kernel_for_size
+def test_the_kernel_for_a_size_is_numpy_only_up_to_small_work(monkeypatch):
+    """The rule of backend.kernel_for_size at its edge (SMALL_WORK is 0 for now: see backend)."""
+    from nmfsep.nmf import backend
 
-    signal, rate = sf.read(SAMPLE, dtype="float32")
-    song = tmp_path / "song.wav"
-    sf.write(song, signal, rate)  # 12 s at 22.05 kHz: 517 frames of 1025 bins
-    check = "import atexit, sys; atexit.register(lambda: print('numba' in sys.modules, file=sys.stderr))"
-    done = _cli(["separate", song, "-m", "4", "-o", tmp_path / "out"], dict(os.environ), tmp_path, check)
-    assert done.returncode == 0, done.stderr
-    assert done.stderr.splitlines()[-1] == "False", done.stderr
-    # the rule, at its edge: the work per update K x N x M
-    assert kernel_for_size("auto", 4, SMALL_WORK // 4) == "numpy"
-    assert kernel_for_size("auto", 4, SMALL_WORK // 4 + 1) == "auto"
-    assert kernel_for_size("numba", 4, 10) == "numba"  # an explicit choice stands
+    monkeypatch.setattr(backend, "SMALL_WORK", 1 << 22)
+    assert backend.kernel_for_size("auto", 4, (1 << 22) // 4) == "numpy"
+    assert backend.kernel_for_size("auto", 4, (1 << 22) // 4 + 1) == "auto"
+    assert backend.kernel_for_size("numba", 4, 10) == "numba"  # an explicit choice stands
+    monkeypatch.setattr(backend, "SMALL_WORK", 0)
+    assert backend.kernel_for_size("auto", 1, 1) == "auto"
